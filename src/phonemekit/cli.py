@@ -1,0 +1,518 @@
+"""The command line: the notebook's steps for a remote GPU box (nohup, tmux, a lab server).
+
+    python -m phonemekit recipes
+    python -m phonemekit summary --config configs/strong.yaml
+    python -m phonemekit train --config configs/strong.yaml --set lr=1e-3 --set context=35
+    python -m phonemekit train --config configs/strong.yaml --resume     # after a crash
+    python -m phonemekit predict --checkpoint checkpoints/strong/best.pt --out submission.csv
+    python -m phonemekit submit submission.csv -m "pyramid, context 30" --competition 11785-s25-hw1p2
+
+Every command calls the same functions as the notebook; `--help` on each says what it takes.
+pick_recipe (the notebook's RECIPE="auto") lives here because both front ends use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+PARAM_BUDGET = 20_000_000  # the course's limit, ensembles included
+DRY_RUN_STEPS = 3
+
+# subcommands whose options belong to another module: everything after the name goes there
+DELEGATED = {
+    "bench": ("phonemekit.bench", "main", "measure training/loading throughput on this machine"),
+    "sweep-agent": ("phonemekit.search", "sweep_agent_main",
+                    "run a wandb sweep agent: python -m phonemekit sweep-agent SWEEP_ID [options]"),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers shared by the notebook and the commands
+
+
+def pick_recipe(name: str = "auto", root=None):
+    """(Config, one line saying what was picked and why) for a recipe name, a .yaml/.json file or "auto".
+
+    "auto": the strong recipe with a GPU and the Kaggle data; otherwise the CPU-sized
+    "cpu-demo" (on 2% of the training utterances when the Kaggle data is there but no GPU,
+    so that it still ends in minutes). The config's root is set to the data found.
+    """
+    import torch
+
+    from .data import default_root, find_root, is_demo
+    from .train import load_recipe
+
+    root = find_root(root) if root is not None else default_root(verbose=False)
+    demo, gpu = is_demo(root), torch.cuda.is_available()
+    where = "the demo corpus" if demo else f"the data in {root}"
+    if name != "auto":
+        config = load_recipe(name, root=str(root))
+        return config, f"phonemekit: recipe {name!r} on {where}"
+    if gpu and not demo:
+        return load_recipe("strong", root=str(root)), f"phonemekit: GPU and Kaggle data found: recipe 'strong' on {where}"
+    if demo:
+        why = ("no Kaggle data found (only the demo corpus)" if gpu
+               else "no GPU and no Kaggle data (only the demo corpus)")
+        return (load_recipe("cpu-demo", root=str(root)),
+                f"phonemekit: {why}, so RECIPE='auto' picks the CPU-sized recipe 'cpu-demo' on it")
+    config = load_recipe("cpu-demo", root=str(root), subset=0.02, val_subset=0.1)
+    return config, (f"phonemekit: no GPU, so RECIPE='auto' picks the CPU-sized recipe 'cpu-demo' on 2% of "
+                    f"{where}; choose RECIPE='strong' on a GPU for a real run")
+
+
+def _npy_frames(path: Path) -> tuple[int, int]:
+    # the header alone: mmap reads no data
+    return np.load(path, mmap_mode="r", allow_pickle=False).shape
+
+
+def count_frames(root, partition: str = "test-clean") -> int:
+    """Frames in a partition, from the .npy headers (nothing is loaded)."""
+    from .data import find_root
+
+    folder = find_root(root) / partition / "mfcc"
+    files = sorted(folder.glob("*.npy")) if folder.is_dir() else []
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no .npy files: pass --root with the folder of the Kaggle "
+                                "data (it holds test-clean/), or give --n-frames")
+    return sum(_npy_frames(p)[0] for p in files)
+
+
+def n_features(root, partition: str = "train-clean-100") -> int:
+    """The feature dimension of the data (28 today, 27 or fewer in older semesters)."""
+    from .data import find_root
+
+    root = find_root(root)
+    for part in (partition, "dev-clean", "test-clean"):
+        files = sorted((root / part / "mfcc").glob("*.npy"))
+        if files:
+            return int(_npy_frames(files[0])[1])
+    raise FileNotFoundError(f"no mfcc/*.npy under {root}: pass --features N")
+
+
+def find_sample(root) -> Path | None:
+    """The competition's sample_submission.csv beside the partitions (or one folder up)."""
+    if root is None:
+        return None
+    root = Path(root)
+    for d in (root, root.parent):
+        f = d / "sample_submission.csv"
+        if f.is_file():
+            return f
+    return None
+
+
+def submission_format(sample) -> tuple[tuple, str]:
+    """(header, label_format) to write so that a file matches the sample's columns and label kind."""
+    from .submit import HEADER, _label_kind
+
+    if sample is None:
+        return HEADER, "string"
+    import pandas as pd
+
+    df = pd.read_csv(sample, dtype=str, keep_default_na=False, nrows=100)
+    kind = _label_kind(df.iloc[:, 1]) if df.shape[1] == 2 and len(df) else None
+    return tuple(df.columns), kind or "string"
+
+
+def test_dataset(config, root=None, with_labels=None):
+    """The test partition prepared exactly as the config prepared training (context, normalisation)."""
+    from .data import AudioDataset
+
+    return AudioDataset(root, "test-clean", context=config.context, normalize=config.normalize,
+                        boundary=config.boundary, with_labels=with_labels)
+
+
+def has_test_answers(root) -> bool:
+    """True for a corpus that ships test transcripts (the demo corpus), which Kaggle's data does not."""
+    return root is not None and (Path(root) / "test-clean" / "transcript").is_dir()
+
+
+def _resolve_root(arg, config_root=None, verbose=True):
+    """--root if given, else the config's root when it exists on this machine, else default_root()."""
+    from .data import default_root, find_root
+
+    if arg is not None:
+        return find_root(arg)
+    if config_root and Path(config_root).expanduser().is_dir():
+        return find_root(config_root)
+    return default_root(verbose=verbose)
+
+
+def load_config(spec: str, overrides=(), root=None):
+    """A Config from a recipe name / .yaml / .json / "auto", then --root, then key=value overrides."""
+    from .train import apply_overrides
+
+    config, line = pick_recipe(spec, root) if spec == "auto" else (_named_config(spec), None)
+    if root is not None:
+        config = config.replace(root=str(Path(root).expanduser()))
+    return apply_overrides(config, list(overrides or [])), line
+
+
+def _named_config(spec):
+    import difflib
+
+    from .train import RECIPES, load_recipe
+
+    path = Path(spec).expanduser()
+    if spec not in RECIPES and not path.is_file():
+        near = [str(path.parent / n) for n in difflib.get_close_matches(
+            path.name, [p.name for p in path.parent.glob("*.y*ml")] + [p.name for p in path.parent.glob("*.json")], n=1)]
+        near += difflib.get_close_matches(spec, list(RECIPES), n=1)
+        raise FileNotFoundError(f"config {spec!r} is neither a file nor a recipe ({', '.join(RECIPES)}, auto)"
+                                + (f": did you mean {near[0]!r}?" if near else ""))
+    return load_recipe(spec)
+
+
+def config_changes(config) -> str:
+    """The settings that differ from the defaults, on one line."""
+    from .train import Config
+
+    default = Config().to_dict()
+    return ", ".join(f"{k}={v}" for k, v in config.to_dict().items() if default.get(k) != v) or "defaults"
+
+
+# --------------------------------------------------------------------------------------------
+# Dry run: the real fit() on a few batches, checkpoints into a temporary folder
+
+
+def dry_run(config, steps: int = DRY_RUN_STEPS, verbose: bool = True):
+    """Train and validate on about `steps` batches through fit(), save and reload the checkpoint,
+    and delete it again. Checks data, model, budget, optimiser, AMP and checkpointing in seconds."""
+    from .data import default_root, find_root
+    from .train import fit, load_checkpoint
+
+    root = find_root(config.root) if config.root else default_root(verbose=verbose)
+    train_files = sorted((root / config.train_partition / "mfcc").glob("*.npy"))
+    val_files = sorted((root / config.val_partition / "mfcc").glob("*.npy"))
+    if not train_files or not val_files:
+        raise FileNotFoundError(f"{root} lacks {config.train_partition}/mfcc or {config.val_partition}/mfcc .npy files")
+    # enough utterances for `steps` training batches, judged from the first files' lengths
+    mean = max(1.0, float(np.mean([_npy_frames(p)[0] for p in train_files[:64]])))
+    need = math.ceil(steps * config.batch_size / mean) + 1
+    eval_bs = config.eval_batch_size or 4 * config.batch_size
+    subset = min(config.subset, need / len(train_files))
+    val_subset = min(config.val_subset, (math.ceil(eval_bs / mean) + 1) / len(val_files))
+    tmp = Path(tempfile.mkdtemp(prefix="phonemekit-dry-run-"))
+    try:
+        small = config.replace(root=str(root), epochs=1, warmup_epochs=0, subset=subset, val_subset=val_subset,
+                               checkpoint_dir=str(tmp), wandb_mode="disabled", patience=None, cache_dir=None)
+        result = fit(small, verbose=False)
+        load_checkpoint(tmp / "last.pt")  # the checkpoint must load back into the same model
+        row = result.history.iloc[-1]
+        if verbose:
+            print(f"phonemekit: dry run OK: {row.train_loss:.4f} train loss, {row.val_acc:.2%} val acc on "
+                  f"{subset:.3%} of the training utterances; the checkpoint saved and loaded back "
+                  f"(and was deleted). The real run writes to {config.checkpoint_dir}")
+        return result
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The commands
+
+
+def cmd_recipes(args) -> int:
+    from .data import REPO_ROOT
+    from .train import RECIPES, load_recipe
+
+    for name in RECIPES:
+        c = load_recipe(name)
+        model = f"hidden {c.hidden}" if c.hidden else f"{c.shape} x{c.depth} for {c.budget:,} params"
+        yaml_file = REPO_ROOT / "configs" / f"{name}.yaml"
+        where = f"  [configs/{name}.yaml]" if yaml_file.is_file() else ""
+        print(f"{name:<9} context {c.context}, {model}, {c.activation}, {c.epochs} epochs, batch {c.batch_size}, "
+              f"{c.optimizer} lr {c.lr:g}, {c.scheduler}{where}")
+    print("auto      'strong' with a GPU and the Kaggle data, else 'cpu-demo'")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from .model import count_params, summary
+    from .train import make_model
+
+    config, line = load_config(args.config, args.set, args.root)
+    if line:
+        print(line)
+    if args.features:
+        f = args.features
+    else:
+        try:
+            f = n_features(_resolve_root(None, config.root, verbose=False), config.train_partition)
+        except FileNotFoundError:
+            f = 28
+            print("phonemekit: no data found, assuming 28 features per frame (pass --features N)")
+    model = make_model(config.replace(param_limit=None), (2 * config.context + 1) * f)
+    print(summary(model, config.context, f))
+    n = count_params(model)
+    limit = config.param_limit or PARAM_BUDGET
+    print(f"{n:,} parameters: {n / limit:.1%} of the {limit:,} budget"
+          + ("" if n <= limit else f"  -- OVER the budget by {n - limit:,}"))
+    return 0 if n <= limit else 1
+
+
+def cmd_train(args) -> int:
+    from .plots import plot_history
+    from .train import fit
+
+    config, line = load_config(args.config, args.set, args.root)
+    if line:
+        print(line)
+    if args.dry_run:
+        dry_run(config, steps=args.steps)
+        return 0
+    print(f"phonemekit: training with {config_changes(config)}")
+    try:
+        result = fit(config, resume=args.resume)
+    except KeyboardInterrupt:  # fit has saved last.pt and said how to continue
+        return 130
+    out = result.checkpoint_dir
+    config.save(out / "config.yaml")  # readable beside the checkpoints (they hold it too)
+    result.history.to_csv(out / "history.csv", index=False)
+    import matplotlib.pyplot as plt
+
+    plt.close(plot_history(result.history, path=out / "history.png"))
+    print(f"phonemekit: best val acc {result.best_val_acc:.2%} at epoch {result.best_epoch}; "
+          f"{out / 'best.pt'}, history.csv and history.png in {out}")
+    print(f"next: python -m phonemekit predict --checkpoint {out / 'best.pt'} --out submission.csv")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .submit import predict, score_submission, validate_submission, write_submission
+    from .train import load_checkpoint, resolve_device
+
+    device = resolve_device(args.device)
+    model, config, ckpt = load_checkpoint(args.checkpoint, device=device)
+    root = _resolve_root(args.root, config.root)
+    test = test_dataset(config, root)
+    if test.n_features * test.window != model.in_features:
+        raise ValueError(f"{args.checkpoint} was trained on {ckpt.get('n_features')} features per frame, the "
+                         f"test data in {root} has {test.n_features}: pass --root with the matching data")
+    sample = Path(args.sample) if args.sample else find_sample(root)
+    header, label_format = submission_format(sample)
+    if args.label_format:
+        label_format = args.label_format
+    ids = predict(model, test, batch_size=args.batch_size, device=device)
+    out = write_submission(ids, args.out, header=header, label_format=label_format)
+    validate_submission(out, len(test), sample=sample, header=header)
+    print(f"phonemekit: wrote {out}: {len(test):,} test frames, checked"
+          + (f" against {sample.name}" if sample else "") + f" (context {config.context}, epoch {ckpt['epoch']})")
+    if has_test_answers(root):
+        answers = test_dataset(config.replace(context=0), root, with_labels=True).labels
+        print(f"phonemekit: test accuracy against the answers shipped with this corpus: "
+              f"{score_submission(out, answers):.2%}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .submit import validate_submission
+
+    sample = Path(args.sample) if args.sample else None
+    if args.n_frames is not None:
+        n, source = args.n_frames, "--n-frames"
+    elif args.root is None and sample is not None:
+        import pandas as pd
+
+        n, source = len(pd.read_csv(sample, usecols=[0])), sample.name
+    else:
+        root = _resolve_root(args.root)
+        sample = sample or find_sample(root)
+        n, source = count_frames(root, "test-clean"), f"{root / 'test-clean'}"
+    header = tuple(args.header.split(",")) if args.header else None
+    kwargs = {"header": header} if header else {}
+    validate_submission(args.file, n, sample=sample, **kwargs)
+    print(f"{args.file}: OK ({n:,} rows as in {source}, ids in order, labels valid"
+          + (f", header as in {sample.name}" if sample else "") + ")")
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .data import AudioDataset
+    from .submit import score_submission
+
+    root = _resolve_root(args.root)
+    if not (root / args.partition / "transcript").is_dir():
+        raise FileNotFoundError(f"{root / args.partition / 'transcript'} is missing: scoring needs the answers. "
+                                "Kaggle's test set has none (submit it to be scored); the demo corpus ships them")
+    labels = AudioDataset(root, args.partition, context=0, with_labels=True).labels
+    acc = score_submission(args.file, labels)
+    print(f"{args.file}: frame accuracy {acc:.2%} on {len(labels):,} frames of {root / args.partition}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from .submit import kaggle_download
+
+    root = kaggle_download(args.competition, dest=args.dest, force=args.force)
+    print(f"phonemekit: the data is in {root}; train on it with --root {root} (or set PHONEMEKIT_DATA={root})")
+    return 0
+
+
+def cmd_submit(args) -> int:
+    from .data import default_root, is_demo
+    from .submit import kaggle_submit
+
+    sample = Path(args.sample) if args.sample else None
+    n = args.n_frames
+    if n is None:
+        root = Path(args.root) if args.root else default_root(verbose=False)
+        # the demo's test set is not Kaggle's: never count rows against it
+        if args.root or not is_demo(root):
+            from .data import find_root
+
+            root = find_root(root)
+            sample = sample or find_sample(root)
+            n = count_frames(root, "test-clean")
+    kaggle_submit(args.file, args.competition, args.message, n_frames=n, sample=sample)
+    print(f"phonemekit: submitted {args.file} to {args.competition}; see its Submissions page for the score")
+    return 0
+
+
+def run_delegated(name: str, argv: list[str]) -> int:
+    """bench / sweep-agent: import the module only now, and hand it the rest of the command line."""
+    module_name, func, _ = DELEGATED[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name != module_name and not (e.name is None and module_name in str(e)):
+            raise  # the module exists but one of its own imports is missing: show that
+        print(f"phonemekit {name}: {module_name} is not part of this installation of phonemekit; "
+              "update the repository (git pull) to get it", file=sys.stderr)
+        return 2
+    result = getattr(module, func)(argv)
+    return int(result or 0)
+
+
+# --------------------------------------------------------------------------------------------
+# argparse
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Shows a default only where there is one worth reading (not None, False or [])."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, [], argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="phonemekit", formatter_class=_Formatter,
+        description="HW1P2 (frame-level phoneme classification) from the command line: the starter "
+                    "notebook's steps for a GPU box under nohup or tmux.",
+        epilog="examples:\n"
+               "  python -m phonemekit train --config configs/strong.yaml --dry-run\n"
+               "  nohup python -m phonemekit train --config configs/strong.yaml --root data > train.log &\n"
+               "  python -m phonemekit train --config configs/strong.yaml --resume\n"
+               "  python -m phonemekit predict --checkpoint checkpoints/strong/best.pt --out submission.csv\n"
+               "  python -m phonemekit submit submission.csv -m 'strong, 25 epochs' --competition 11785-s25-hw1p2\n"
+               "  python -m phonemekit bench --help\n",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name, help_, **kw):
+        return sub.add_parser(name, help=help_, description=help_, formatter_class=_Formatter, **kw)
+
+    def config_args(q):
+        q.add_argument("--config", required=True, metavar="FILE",
+                       help="a .yaml/.json config (configs/*.yaml), a recipe name (baseline, strong, smoke, "
+                            "cpu-demo) or 'auto'")
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="change one config field, e.g. --set lr=1e-3 --set hidden=[1024,512] (repeatable)")
+        q.add_argument("--root", metavar="DIR", help="the data folder (holds train-clean-100/, dev-clean/, "
+                       "test-clean/); default: the config's root, else Kaggle data in ./data, else the demo")
+
+    add("recipes", "list the shipped recipes").set_defaults(func=cmd_recipes)
+
+    q = add("summary", "build the model of a config and print its layers and parameter count against the 20M budget")
+    config_args(q)
+    q.add_argument("--features", type=int, metavar="N", help="features per frame (default: read from the data)")
+    q.set_defaults(func=cmd_summary)
+
+    q = add("train", "train a config; checkpoints (last.pt, best.pt) go to its checkpoint_dir")
+    config_args(q)
+    q.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+                   help="continue from checkpoint_dir/last.pt (or from the CHECKPOINT given) after a crash "
+                        "or to train more epochs; a fresh run when there is none")
+    q.add_argument("--dry-run", action="store_true",
+                   help="run a few batches of training and validation through the same code, save and reload "
+                        "a checkpoint in a temporary folder, and leave nothing behind")
+    q.add_argument("--steps", type=int, default=DRY_RUN_STEPS, help="training batches of a --dry-run")
+    q.set_defaults(func=cmd_train)
+
+    q = add("predict", "predict every test frame with a checkpoint, write the submission CSV and validate it")
+    q.add_argument("--checkpoint", required=True, metavar="FILE", help="best.pt or last.pt (or the folder holding them)")
+    q.add_argument("--root", metavar="DIR", help="the data folder with test-clean/ (default: the checkpoint's, "
+                   "else Kaggle data in ./data, else the demo)")
+    q.add_argument("--out", default="submission.csv", metavar="CSV", help="where to write the submission")
+    q.add_argument("--sample", metavar="CSV", help="the competition's sample_submission.csv: its header and label "
+                   "kind are copied (default: the one beside the data, if any)")
+    q.add_argument("--label-format", choices=("string", "int"),
+                   help="phoneme strings (AH) or class indices (3); default: as the sample, else string")
+    q.add_argument("--batch-size", type=int, default=8192, help="frames per forward pass")
+    q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
+    q.set_defaults(func=cmd_predict)
+
+    q = add("validate", "check a submission CSV the way Kaggle would (header, row count, id order, labels)")
+    q.add_argument("file", metavar="FILE", help="the submission CSV")
+    g = q.add_mutually_exclusive_group()
+    g.add_argument("--n-frames", type=int, metavar="N", help="the number of test frames (rows) expected")
+    g.add_argument("--root", metavar="DIR", help="count the test frames in DIR/test-clean (default: the data found)")
+    q.add_argument("--sample", metavar="CSV", help="sample_submission.csv: the header must match it")
+    q.add_argument("--header", metavar="ID,LABEL", help="the expected header when there is no sample (default id,label)")
+    q.set_defaults(func=cmd_validate)
+
+    q = add("score", "frame accuracy of a submission CSV against known answers (the demo corpus ships its test answers)")
+    q.add_argument("file", metavar="FILE", help="the submission CSV")
+    q.add_argument("--root", metavar="DIR", help="a corpus with <partition>/transcript/ (default: the data found)")
+    q.add_argument("--partition", default="test-clean", help="the partition the CSV predicts")
+    q.set_defaults(func=cmd_score)
+
+    q = add("download", "download and unzip a Kaggle competition's data (needs Kaggle credentials)")
+    q.add_argument("competition", metavar="COMPETITION", help="the slug in the competition's URL, e.g. 11785-s25-hw1p2")
+    q.add_argument("--dest", default="data", metavar="DIR", help="where to put and unzip it")
+    q.add_argument("--force", action="store_true", help="download again even if it was extracted before")
+    q.set_defaults(func=cmd_download)
+
+    q = add("submit", "validate a submission CSV, then submit it to Kaggle (needs Kaggle credentials)")
+    q.add_argument("file", metavar="FILE", help="the submission CSV")
+    q.add_argument("-m", "--message", required=True, help="the submission's description (Kaggle requires one)")
+    q.add_argument("--competition", required=True, metavar="NAME", help="the slug in the competition's URL")
+    g = q.add_mutually_exclusive_group()
+    g.add_argument("--n-frames", type=int, metavar="N", help="the number of test frames (rows) expected")
+    g.add_argument("--root", metavar="DIR", help="count the test frames in DIR/test-clean (default: Kaggle data in ./data)")
+    q.add_argument("--sample", metavar="CSV", help="sample_submission.csv: the header must match it")
+    q.set_defaults(func=cmd_submit)
+
+    for name, (module, func, help_) in DELEGATED.items():
+        q = add(name, f"{help_} (options: python -m phonemekit {name} --help; implemented in {module})",
+                add_help=False)
+        q.add_argument("args", nargs=argparse.REMAINDER, help="passed to " + module)
+    return p
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:  # their own parsers own every option, --help included
+        return run_delegated(argv[0], argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        # the kit's errors name the file and the fix: the message is the useful part, not the stack
+        print(f"phonemekit {args.command}: error: {e}", file=sys.stderr)
+        if os.environ.get("PHONEMEKIT_TRACEBACK"):
+            raise
+        return 1

@@ -1,0 +1,276 @@
+"""python -m phonemekit: what a student relies on when training on a remote box from a terminal."""
+
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from phonemekit import cli, submit
+from phonemekit.cli import main, pick_recipe
+from phonemekit.data import DEMO_ROOT, AudioDataset
+from phonemekit.model import count_params
+from phonemekit.submit import validate_submission, write_submission
+from phonemekit.synthetic import make_corpus
+from phonemekit.train import RECIPES, load_recipe, make_model
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--set", "context=2", "--set", "hidden=[16]", "--set", "batch_size=64", "--set", "log_every=2"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # tiny models run fastest on one thread, and the suite shares 2 cores
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A tiny corpus in the Kaggle layout (Kaggle-like: no test answers)."""
+    return make_corpus(tmp_path_factory.mktemp("corpus"), 12, mean_frames=60, n_dev=3, n_test=3)
+
+
+@pytest.fixture(scope="module")
+def answered(tmp_path_factory):
+    """A tiny corpus that ships its test answers, as the demo corpus does."""
+    return make_corpus(tmp_path_factory.mktemp("answered"), 12, mean_frames=60, n_dev=3, n_test=3,
+                       test_transcripts=True)
+
+
+@pytest.fixture
+def trained(corpus, tmp_path):
+    """A checkpoint folder of a one-epoch run on the tiny corpus."""
+    ckpt = tmp_path / "ckpt"
+    assert main(["train", "--config", "smoke", "--root", str(corpus), *TINY, "--set", "epochs=1",
+                 "--set", f"checkpoint_dir={ckpt}"]) == 0
+    return ckpt
+
+
+def count_test_frames(root):
+    return len(AudioDataset(root, "test-clean", context=0))
+
+
+# --------------------------------------------------------------------------------------------
+# help
+
+
+@pytest.mark.parametrize("command, options", [
+    ("train", ["--config", "--set", "--resume", "--dry-run", "--root"]),
+    ("predict", ["--checkpoint", "--root", "--out", "--sample", "--device"]),
+    ("validate", ["FILE", "--n-frames", "--root", "--sample"]),
+    ("score", ["FILE", "--root"]),
+    ("download", ["COMPETITION", "--dest"]),
+    ("submit", ["FILE", "--message", "--competition", "--n-frames"]),
+    ("summary", ["--config", "--set", "--features"]),
+    ("recipes", ["--help"]),
+])
+def test_every_command_has_help_that_lists_its_options(command, options, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for option in options:
+        assert option in out
+
+
+def test_python_m_phonemekit_lists_every_command():
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run([sys.executable, "-m", "phonemekit", "--help"], capture_output=True, text=True,
+                          env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    for command in ("train", "predict", "validate", "score", "download", "submit", "summary", "recipes",
+                    "bench", "sweep-agent"):
+        assert command in proc.stdout
+
+
+def test_recipes_lists_every_recipe(capsys):
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    for name in [*RECIPES, "auto"]:
+        assert f"\n{name} " in "\n" + out
+
+
+# --------------------------------------------------------------------------------------------
+# train
+
+
+def test_dry_run_trains_a_few_batches_and_leaves_no_checkpoint(corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the recipe's checkpoint_dir is relative: it would land here
+    assert main(["train", "--config", "smoke", "--root", str(corpus), *TINY, "--dry-run"]) == 0
+    assert "dry run OK" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_writes_checkpoints_history_and_curves(trained):
+    for name in ("last.pt", "best.pt", "history.csv", "history.png", "config.yaml"):
+        assert (trained / name).is_file(), name
+
+
+def test_resume_continues_the_run_instead_of_starting_over(corpus, trained, capsys):
+    capsys.readouterr()
+    assert main(["train", "--config", "smoke", "--root", str(corpus), *TINY, "--set", "epochs=2",
+                 "--set", f"checkpoint_dir={trained}", "--resume"]) == 0
+    assert "resuming from" in capsys.readouterr().out
+    assert len((trained / "history.csv").read_text().splitlines()) == 1 + 2  # header + epochs 1 and 2
+
+
+def test_a_misspelt_setting_is_an_error_that_suggests_the_field(capsys):
+    assert main(["summary", "--config", "smoke", "--features", "28", "--set", "contxt=5"]) == 1
+    assert "did you mean 'context'" in capsys.readouterr().err
+
+
+def test_summary_counts_parameters_against_the_budget(capsys):
+    assert main(["summary", "--config", "smoke", "--features", "28"]) == 0
+    config = load_recipe("smoke")
+    n = count_params(make_model(config, (2 * config.context + 1) * 28))
+    assert f"{n:,} parameters" in capsys.readouterr().out
+
+
+def test_summary_of_a_model_over_the_budget_fails(capsys):
+    assert main(["summary", "--config", "smoke", "--features", "28", "--set", "hidden=[8000,8000]"]) == 1
+    assert "over the budget" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# predict, validate, score
+
+
+def test_predict_writes_a_submission_that_validates(corpus, trained, tmp_path, capsys):
+    out = tmp_path / "submission.csv"
+    assert main(["predict", "--checkpoint", str(trained / "best.pt"), "--root", str(corpus), "--out", str(out)]) == 0
+    n = count_test_frames(corpus)
+    assert validate_submission(out, n)
+    assert main(["validate", str(out), "--root", str(corpus)]) == 0
+    assert main(["validate", str(out), "--n-frames", str(n)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_predict_copies_the_header_and_label_kind_of_the_sample_file(corpus, trained, tmp_path):
+    sample = tmp_path / "sample_submission.csv"
+    sample.write_text("Id,Label\n0,3\n1,0\n")
+    out = tmp_path / "submission.csv"
+    assert main(["predict", "--checkpoint", str(trained), "--root", str(corpus), "--out", str(out),
+                 "--sample", str(sample)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "Id,Label" and lines[1].split(",")[1].isdigit()
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("id,label\n0,AH\n1,AH\n", "rows, expected 3"),
+    ("id,label\n1,AH\n0,AH\n2,AH\n", "expected 0"),
+    ("id,label\n0,AH\n1,XX\n2,AH\n", "'XX'"),
+    (",id,label\n0,0,AH\n1,1,AH\n2,2,AH\n", "extra index column"),
+])
+def test_validate_rejects_a_bad_file_with_its_reason(text, reason, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text)
+    assert main(["validate", str(bad), "--n-frames", "3"]) == 1
+    err = capsys.readouterr().err
+    assert reason in err and "bad.csv" in err
+
+
+def test_score_gives_the_accuracy_against_shipped_answers(answered, tmp_path, capsys):
+    answers = AudioDataset(answered, "test-clean", context=0, with_labels=True).labels
+    wrong = answers.clone()
+    wrong[: len(wrong) // 4] = (wrong[: len(wrong) // 4] + 1) % 40  # a quarter of the frames wrong
+    path = write_submission(wrong, tmp_path / "s.csv")
+    assert main(["score", str(path), "--root", str(answered)]) == 0
+    expected = (wrong == answers).float().mean().item()
+    assert f"{expected:.2%}" in capsys.readouterr().out
+
+
+def test_score_without_answers_says_that_kaggle_scores_the_test_set(corpus, tmp_path, capsys):
+    path = write_submission([0] * count_test_frames(corpus), tmp_path / "s.csv")
+    assert main(["score", str(path), "--root", str(corpus)]) == 1
+    assert "submit it to be scored" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Kaggle (no network)
+
+
+@pytest.fixture
+def no_credentials(tmp_path, monkeypatch):
+    for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the kaggle command must not run without credentials")
+
+    monkeypatch.setattr(submit.subprocess, "run", no_network)
+
+
+def test_submit_and_download_without_credentials_say_where_to_put_them(no_credentials, tmp_path, capsys):
+    path = write_submission([3, 3, 3], tmp_path / "s.csv")
+    assert main(["submit", str(path), "-m", "first try", "--competition", "11785-s25-hw1p2", "--n-frames", "3"]) == 1
+    assert "no Kaggle credentials" in capsys.readouterr().err
+    assert main(["download", "11785-s25-hw1p2", "--dest", str(tmp_path / "data")]) == 1
+    assert "KAGGLE_API_TOKEN" in capsys.readouterr().err
+
+
+def test_submit_validates_the_file_before_anything_else(no_credentials, tmp_path, capsys):
+    path = write_submission([3, 3], tmp_path / "s.csv")
+    assert main(["submit", str(path), "-m", "x", "--competition", "c", "--n-frames", "3"]) == 1
+    assert "expected 3" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# commands that live in other modules
+
+
+@pytest.mark.parametrize("command, module, func", [
+    ("bench", "phonemekit.bench", "main"), ("sweep-agent", "phonemekit.search", "sweep_agent_main"),
+])
+def test_delegated_commands_get_the_rest_of_the_command_line(command, module, func, monkeypatch):
+    seen = []
+    fake = types.ModuleType(module)
+    setattr(fake, func, lambda argv: seen.append(argv) or 0)
+    monkeypatch.setitem(sys.modules, module, fake)
+    assert main([command, "abc123", "--count", "5", "--help"]) == 0
+    assert seen == [["abc123", "--count", "5", "--help"]]
+
+
+def test_a_delegated_command_that_is_missing_says_so(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "phonemekit.bench", None)  # importing it now fails
+    assert main(["bench"]) == 2
+    assert "phonemekit.bench is not part of this installation" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# RECIPE = "auto"
+
+
+def test_auto_without_gpu_or_kaggle_data_picks_the_cpu_recipe_in_one_line(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config, line = pick_recipe("auto", DEMO_ROOT)
+    assert config.to_dict() == load_recipe("cpu-demo", root=str(DEMO_ROOT)).to_dict()
+    assert "no GPU" in line and "demo" in line and "\n" not in line
+
+
+def test_auto_with_gpu_and_kaggle_data_picks_the_strong_recipe(corpus, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    config, line = pick_recipe("auto", corpus)
+    assert config.to_dict() == load_recipe("strong", root=str(corpus)).to_dict()
+    assert "strong" in line
+
+
+def test_auto_with_kaggle_data_but_no_gpu_trains_a_small_share_of_it(corpus, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config, line = pick_recipe("auto", corpus)
+    assert config.subset < 0.1 and config.root == str(corpus)
+    assert "no GPU" in line
+
+
+def test_a_named_recipe_is_taken_as_asked(corpus):
+    config, line = pick_recipe("baseline", corpus)
+    assert config.to_dict() == load_recipe("baseline", root=str(corpus)).to_dict()
+    assert "'baseline'" in line
