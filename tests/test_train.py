@@ -379,3 +379,9 @@ def test_an_interrupt_mid_epoch_keeps_the_last_complete_epoch(corpus, tmp_path):
         run(config, augment=ctrl_c)
     assert torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)["epoch"] == 1
     assert list(run(config, resume=True).history.epoch) == [1, 2, 3]
+
+
+def test_override_none_keeps_the_word_none_for_fields_that_take_it_as_a_choice():
+    c = apply_overrides(Config(), ["normalize=none", "scheduler=none", "wandb_mode=none"])
+    assert c.normalize == "none" and c.scheduler == "none"
+    assert c.wandb_mode is None  # a field that accepts None gets None

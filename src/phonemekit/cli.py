@@ -264,17 +264,27 @@ def cmd_train(args) -> int:
     from .plots import plot_history
     from .train import fit
 
+    from .distributed import env_world_size, is_main_process
+
+    # under torchrun every process runs this command; process 0 alone prints and writes files
+    main = is_main_process()
     config, line = load_config(args.config, args.set, args.root)
-    if line:
+    if line and main:
         print(line)
     if args.dry_run:
+        if env_world_size() > 1:
+            raise ValueError("--dry-run runs in one process: start it with python -m phonemekit, not torchrun")
         dry_run(config, steps=args.steps)
         return 0
-    print(f"phonemekit: training with {config_changes(config)}")
+    if main:
+        print(f"phonemekit: training with {config_changes(config)}"
+              + (f" on {env_world_size()} processes" if env_world_size() > 1 else ""))
     try:
         result = fit(config, resume=args.resume)
     except KeyboardInterrupt:  # fit has saved last.pt and said how to continue
         return 130
+    if not main:
+        return 0
     out = result.checkpoint_dir
     config.save(out / "config.yaml")  # readable beside the checkpoints (they hold it too)
     result.history.to_csv(out / "history.csv", index=False)

@@ -34,6 +34,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import distributed
+from .augment import make_augment
+from .averaging import Averaging
 from .data import BOUNDARIES, NORMALIZATIONS, AudioDataset, FrameLoader, default_root
 from .phonemes import NUM_CLASSES
 
@@ -98,6 +101,20 @@ class Config:
     label_smoothing: float = 0.0
     grad_clip: float | None = None  # max gradient norm
     patience: int | None = None  # early stopping: epochs without a better val accuracy
+    # augmentation of training batches (phonemekit.augment), never of validation or test
+    freq_masks: int = 0  # frequency masks per window: bands of coefficients set to 0 in every frame
+    freq_mask_width: int = 4  # widest band, in coefficients (each mask: 0..width)
+    time_masks: int = 0  # time masks per window: runs of whole frames set to 0
+    time_mask_width: int = 4  # longest run, in frames (each mask: 0..width)
+    mask_prob: float = 0.5  # chance that a window is masked
+    noise_std: float = 0.0  # std of Gaussian noise added to the (normalised) features; 0: off
+    noise_prob: float = 0.5  # chance that a window gets noise
+    mixup_alpha: float = 0.0  # mixup with lam ~ Beta(alpha, alpha) and soft targets; 0: off
+    # weight averaging (phonemekit.averaging): each adds its val_acc_* column to the history
+    average_last: int = 0  # mean of the weights after the last k epochs (avg.pt); 0: off
+    ema_decay: float | None = None  # EMA of the weights after every step, e.g. 0.999 (ema.pt)
+    swa_start: int | None = None  # SWA of the weights after epochs swa_start..epochs (swa.pt)
+    swa_lr: float | None = None  # with SWA: SWALR anneals the lr to this constant from swa_start
     # running
     seed: int = 0
     device: str = "auto"  # auto: cuda, else mps, else cpu
@@ -148,6 +165,20 @@ class Config:
                    f"dropout={self.dropout!r}: give a rate (0.2), a list ([0.1, 0.2]) or 'alternate:0.2'")
             drops = [float(rate)]
         _check(all(0 <= d < 1 for d in drops), f"dropout={self.dropout} must be in [0, 1)")
+        for name in ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "average_last"):
+            _check(getattr(self, name) >= 0, f"{name}={getattr(self, name)} must be >= 0")
+        for name in ("mask_prob", "noise_prob"):
+            _check(0 <= getattr(self, name) <= 1, f"{name}={getattr(self, name)} must be a probability in [0, 1]")
+        _check(self.noise_std >= 0, f"noise_std={self.noise_std} must be >= 0")
+        _check(self.mixup_alpha >= 0, f"mixup_alpha={self.mixup_alpha} must be >= 0 (0: no mixup)")
+        _check(self.ema_decay is None or 0 < self.ema_decay < 1,
+               f"ema_decay={self.ema_decay} must be in (0, 1), e.g. 0.999 (None: no EMA)")
+        _check(self.swa_start is None or 1 <= self.swa_start <= self.epochs,
+               f"swa_start={self.swa_start} must be an epoch in 1..epochs={self.epochs} (None: no SWA)")
+        _check(self.swa_lr is None or self.swa_start is not None, f"swa_lr={self.swa_lr} needs swa_start (the first SWA epoch)")
+        _check(self.swa_lr is None or self.swa_lr > 0, f"swa_lr={self.swa_lr} must be > 0")
+        _check(self.swa_lr is None or self.swa_start > self.warmup_epochs,
+               f"swa_start={self.swa_start} must come after the warm-up (warmup_epochs={self.warmup_epochs}) when swa_lr is set")
 
     # conversions -------------------------------------------------------------------------
 
@@ -231,8 +262,8 @@ def apply_overrides(config: Config, overrides) -> Config:
             Config.from_dict({key: None})  # raises the unknown-key error with suggestions
         raw = raw.strip()
         allowed = _union_args(hints[key])
-        if raw.lower() in ("null", "none", "~", ""):
-            value = None
+        if raw.lower() in ("null", "~", "") or (raw.lower() == "none" and type(None) in allowed):
+            value = None  # but normalize=none / scheduler=none stay the string "none"
         elif set(allowed) <= {str, type(None)}:  # keep text as typed: YAML would turn `off` into False
             value = raw
         else:
@@ -514,11 +545,12 @@ def _autocast(device: torch.device, amp_dtype):
 
 def train_epoch(model, loader, optimizer, scheduler=None, scaler=None, amp_dtype=None, *,
                 label_smoothing: float = 0.0, grad_clip: float | None = None, augment=None,
-                log_every: int = 100, epoch: int = 1, progress: bool = False) -> dict:
+                log_every: int = 100, epoch: int = 1, progress: bool = False, on_step=None) -> dict:
     """One pass over `loader` in train mode. Returns train_loss, train_acc, lr, frames, seconds.
 
     scheduler: stepped after every batch (OneCycle, LinearWarmup); per-epoch schedulers are
-    stepped by the caller. scaler: a GradScaler for fp16. augment(x, y) -> (x, y) transforms
+    stepped by the caller. scaler: a GradScaler for fp16. on_step() is called after every
+    optimizer step (the EMA of the weights). augment(x, y) -> (x, y) transforms
     each training batch (on its device). Raises NonFiniteLossError when the loss is NaN/Inf.
     """
     model.train()
@@ -551,9 +583,11 @@ def train_epoch(model, loader, optimizer, scheduler=None, scaler=None, amp_dtype
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        if on_step is not None:
+            on_step()
         n = y.shape[0]
         loss_sum += loss.detach() * n
-        correct += (logits.detach().argmax(1) == y).sum()
+        correct += (logits.detach().argmax(1) == (y if y.dim() == 1 else y.argmax(1))).sum()  # mixup: soft y
         frames += n
         bar.update()
         if step % log_every == 0 or step == steps:
@@ -749,7 +783,8 @@ def _print_epoch(state):
     star = " *" if m["epoch"] == state.best_epoch else ""
     tqdm.write(f"epoch {m['epoch']:>3}/{state.config.epochs} | train loss {m['train_loss']:.4f} acc "
                f"{m['train_acc']:.2%} | val loss {m['val_loss']:.4f} acc {m['val_acc']:.2%} | lr "
-               f"{m['lr']:.2e} | {m['epoch_time']:.1f} s, {m['frames_per_s'] / 1e3:,.0f}k frames/s{star}")
+               f"{m['lr']:.2e} | {m['epoch_time']:.1f} s, {m['frames_per_s'] / 1e3:,.0f}k frames/s{star}"
+               + "".join(f" | {k[8:]} {m[k]:.2%}" for k in m if k.startswith("val_acc_")))  # avg, ema, swa
 
 
 # --------------------------------------------------------------------------------------------
@@ -766,6 +801,12 @@ class FitResult:
     checkpoint_dir: Path
     stopped_early: bool = False
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    # {"avg" | "ema" | "swa": model} after the last epoch, for the averaging switched on
+    # (avg.pt, ema.pt, swa.pt hold each one at its best epoch)
+    averaged: dict = field(default_factory=dict)
+
+
+SWA_ANNEAL_EPOCHS = 2  # SWALR: epochs over which the lr moves (cosine) to swa_lr
 
 
 def fit(config: Config, resume=False, callbacks: dict | None = None, *, augment=None, datasets=None,
@@ -777,13 +818,28 @@ def fit(config: Config, resume=False, callbacks: dict | None = None, *, augment=
     callbacks: {"on_fit_start" | "on_epoch_end" | "on_fit_end": fn or [fn, ...]}, each called
     with a state namespace (config, model, optimizer, epoch, metrics, history, best_val_acc,
     best_epoch); setting state.stop = True ends training after that epoch.
-    augment: (x, y) -> (x, y) applied to every training batch.
+    augment: (x, y) -> (x, y) applied to every training batch; None: the config's augmentation
+    (phonemekit.augment.make_augment: masking, noise, mixup); False: none at all.
     datasets: (train, val) AudioDatasets already built (skips loading them again).
+    Weight averaging (average_last, ema_decay, swa_start): see phonemekit.averaging.
+    Under torchrun (several GPUs) each process trains on its shard of the frames with
+    DistributedDataParallel; process 0 alone checkpoints, logs and calls the callbacks
+    (phonemekit.distributed).
     Ctrl-C / KeyboardInterrupt: last.pt keeps the last complete epoch and the interrupt is
     raised again; fit(config, resume=True) carries on from there.
     """
     config = Config.from_dict(config) if not isinstance(config, Config) else config
-    device = resolve_device(config.device)
+    ddp = distributed.setup(config.device)
+    try:
+        return _fit(config, ddp, resume, callbacks, augment, datasets, progress, verbose)
+    finally:
+        distributed.cleanup(ddp)
+
+
+def _fit(config: Config, ddp, resume, callbacks, augment, datasets, progress, verbose) -> FitResult:
+    main = ddp is None or ddp.rank == 0  # the process that writes files and prints
+    verbose, progress = verbose and main, progress and main
+    device = ddp.device if ddp is not None else resolve_device(config.device)
     amp_dtype = resolve_amp(config.amp, device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores (Ampere+)
@@ -794,15 +850,21 @@ def fit(config: Config, resume=False, callbacks: dict | None = None, *, augment=
         raise ValueError(f"the datasets passed have context {train_ds.context}/{val_ds.context} but the config "
                          f"asks for {config.context}: rebuild them with make_datasets(config)")
     train_loader, val_loader = make_loaders(config, train_ds, val_ds, device)
+    if ddp is not None:  # each process sees its own shard of every epoch
+        distributed.shard(train_loader, ddp)
+        distributed.shard(val_loader, ddp)
     in_features = train_ds.window * train_ds.n_features
-    model = make_model(config, in_features).to(device)
+    model = make_model(config, in_features).to(device)  # the same seed: the same weights everywhere
+    if ddp is not None and ddp.rank > 0:
+        seed_everything(config.seed + ddp.rank)  # but each process its own dropout masks and augmentation
     optimizer = make_optimizer(config, model)
     scheduler = make_scheduler(config, optimizer, len(train_loader))
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    augment = make_augment(config) if augment is None else (augment or None)
     ckpt_dir = Path(config.checkpoint_dir).expanduser()
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
-    start, history, best, best_epoch, stopped, run_id = 0, [], -1.0, 0, False, None
+    start, history, best, best_epoch, stopped, run_id, ckpt = 0, [], -1.0, 0, False, None, None
     resume_path = _find_resume(resume, ckpt_dir, verbose)
     if resume_path is not None:
         ckpt = torch.load(resume_path, map_location=device, weights_only=True)
@@ -819,34 +881,70 @@ def fit(config: Config, resume=False, callbacks: dict | None = None, *, augment=
             scaler.load_state_dict(ckpt["scaler"])
         start, best, best_epoch = ckpt["epoch"], ckpt["best_val_acc"], ckpt["best_epoch"]
         stopped, run_id = ckpt["stopped_early"], ckpt.get("wandb_id")
-        history = pd.DataFrame(ckpt["history"], columns=HISTORY_COLUMNS).to_dict("records")
-        _set_rng_state(ckpt["rng"], device)  # the same dropout masks as an uninterrupted run
+        history = ckpt["history"]
+        _set_rng_state(_rank_rng(ckpt, ddp), device)  # the same dropout masks as an uninterrupted run
         if verbose:
             print(f"phonemekit: resuming from {resume_path} after epoch {start} (best val acc {best:.2%})")
 
-    step_model = torch.compile(model) if config.compile else model
+    meta = {"format": 1, "config": config.to_dict(), "in_features": in_features, "n_features": train_ds.n_features,
+            "context": train_ds.context, "torch_version": str(torch.__version__)}
+    averaging = Averaging(config, model, ckpt_dir, meta, main=main, verbose=verbose)
+    swa_sched = None  # SWALR, from epoch swa_start on when swa_lr is set
+    if ckpt is not None:
+        averaging.load_state_dict(ckpt.get("averaging"), start)
+        if ckpt.get("swa_scheduler") is not None and config.swa_lr is not None:
+            swa_sched = _make_swalr(config, optimizer)
+            for group, saved in zip(optimizer.param_groups, ckpt["optimizer"]["param_groups"]):
+                group["lr"] = saved["lr"]  # creating SWALR set the lr; the checkpoint's is the true one
+            swa_sched.load_state_dict(ckpt["swa_scheduler"])
+    columns = HISTORY_COLUMNS + averaging.columns
+    columns += [c for c in (ckpt["history"] if ckpt is not None else {}) if c not in columns]  # drop nothing
+    history = pd.DataFrame(history, columns=columns).to_dict("records")
+
+    step_model = model
+    if ddp is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        step_model = torch.compile(step_model)
+    eval_model = model if ddp is not None else step_model  # evaluation needs no gradient averaging
     state = types.SimpleNamespace(config=config, model=model, optimizer=optimizer, scheduler=scheduler,
                                   epoch=start, metrics=None, history=history, best_val_acc=best,
                                   best_epoch=best_epoch, checkpoint_dir=ckpt_dir, stop=False, wandb_id=run_id)
-    events = _merge_callbacks(wandb_callbacks(config, run_id), {"on_epoch_end": _print_epoch} if verbose else {},
-                              callbacks or {})
+    events = {}
+    if main:
+        events = _merge_callbacks(wandb_callbacks(config, run_id), {"on_epoch_end": _print_epoch} if verbose else {},
+                                  callbacks or {})
 
-    def checkpoint():
+    def checkpoint(rng_ranks=None):
         return {
             "format": 1, "epoch": state.epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "scaler": scaler.state_dict() if scaler is not None else None,
             "best_val_acc": state.best_val_acc, "best_epoch": state.best_epoch, "stopped_early": stopped,
-            "history": pd.DataFrame(history, columns=HISTORY_COLUMNS).to_dict("list"),
+            "history": pd.DataFrame(history, columns=columns).to_dict("list"),
             "config": config.to_dict(), "in_features": in_features, "n_features": train_ds.n_features,
-            "context": train_ds.context, "rng": _rng_state(device), "wandb_id": state.wandb_id,
-            "torch_version": str(torch.__version__),
+            "context": train_ds.context, "rng": _rng_state(device), "rng_ranks": rng_ranks,
+            "wandb_id": state.wandb_id, "torch_version": str(torch.__version__),
+            "averaging": averaging.state_dict(),
+            "swa_scheduler": swa_sched.state_dict() if swa_sched is not None else None,
         }
 
     def result():
-        return FitResult(model=model, history=pd.DataFrame(history, columns=HISTORY_COLUMNS),
+        return FitResult(model=model, history=pd.DataFrame(history, columns=columns),
                          best_val_acc=state.best_val_acc, best_epoch=state.best_epoch, config=config,
-                         checkpoint_dir=ckpt_dir, stopped_early=stopped, device=device)
+                         checkpoint_dir=ckpt_dir, stopped_early=stopped, device=device,
+                         averaged={k: m.eval() for k, m in averaging.models().items()})
+
+    def validate(m):
+        """(loss, accuracy) on the validation set; over all processes' shards when distributed."""
+        loss, acc = evaluate(m, val_loader, amp_dtype)
+        if ddp is None:
+            return loss, acc
+        n = distributed.shard_frames(val_loader)
+        total_loss, total_correct, frames = distributed.all_sum([loss * n, acc * n, n], ddp)
+        return total_loss / frames, round(total_correct) / frames
 
     if resume_path is not None and (stopped or start >= config.epochs):
         if verbose:
@@ -860,22 +958,40 @@ def fit(config: Config, resume=False, callbacks: dict | None = None, *, augment=
         for epoch in range(start, config.epochs):
             t0 = time.perf_counter()
             train_loader.set_epoch(epoch)  # the frame order depends only on (seed, epoch)
-            batch_sched = scheduler if per_batch(scheduler) else None
+            if swa_sched is None and config.swa_lr is not None and epoch + 1 >= config.swa_start:
+                swa_sched = _make_swalr(config, optimizer)  # takes over the lr from here
+            batch_sched = scheduler if per_batch(scheduler) and swa_sched is None else None
             if epoch < config.warmup_epochs:
                 steps = len(train_loader)
                 batch_sched = LinearWarmup(optimizer, config.lr, config.warmup_epochs * steps, epoch * steps)
             m = train_epoch(step_model, train_loader, optimizer, batch_sched, scaler, amp_dtype,
                             label_smoothing=config.label_smoothing, grad_clip=config.grad_clip, augment=augment,
-                            log_every=config.log_every, epoch=epoch + 1, progress=progress)
-            val_loss, val_acc = evaluate(step_model, val_loader, amp_dtype)
-            if scheduler is not None and not per_batch(scheduler) and epoch >= config.warmup_epochs:
+                            log_every=config.log_every, epoch=epoch + 1, progress=progress,
+                            on_step=averaging.on_step if averaging.ema is not None else None)
+            if ddp is not None:  # the history counts every process's frames
+                loss_sum, correct, frames = distributed.all_sum(
+                    [m["train_loss"] * m["frames"], m["train_acc"] * m["frames"], m["frames"]], ddp)
+                m = {**m, "train_loss": loss_sum / frames, "train_acc": round(correct) / frames, "frames": frames}
+                # BatchNorm statistics saw only this process's batches: take process 0's everywhere
+                distributed.broadcast_buffers(model, ddp)
+                if averaging.ema is not None:
+                    distributed.broadcast_buffers(averaging.ema.model, ddp)
+            val_loss, val_acc = validate(eval_model)
+            if swa_sched is not None:
+                swa_sched.step()
+            elif scheduler is not None and not per_batch(scheduler) and epoch >= config.warmup_epochs:
                 if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     scheduler.step(val_acc)
                 else:
                     scheduler.step()
+            averaged = averaging.end_epoch(epoch + 1, train_loader, lambda: _autocast(device, amp_dtype),
+                                           reduce_buffers=lambda mod: distributed.average_buffers(mod, ddp))
+            accs = {kind: validate(averaged_model)[1] for kind, averaged_model in averaged.items()}
             row = {"epoch": epoch + 1, "train_loss": m["train_loss"], "train_acc": m["train_acc"],
                    "val_loss": val_loss, "val_acc": val_acc, "lr": m["lr"],
-                   "epoch_time": time.perf_counter() - t0, "frames_per_s": m["frames"] / m["seconds"]}
+                   "epoch_time": time.perf_counter() - t0, "frames_per_s": m["frames"] / m["seconds"],
+                   **{f"val_acc_{kind}": acc for kind, acc in accs.items()}}
+            averaging.record(epoch + 1, accs)  # avg.pt / ema.pt / swa.pt at their best
             improved = val_acc > state.best_val_acc
             if improved:
                 state.best_val_acc, state.best_epoch = val_acc, epoch + 1
@@ -883,9 +999,12 @@ def fit(config: Config, resume=False, callbacks: dict | None = None, *, augment=
             state.epoch, state.metrics, unsaved = epoch + 1, row, True
             _fire(events, "on_epoch_end", state)
             stopped = bool(state.stop or (config.patience and epoch + 1 - state.best_epoch >= config.patience))
-            _atomic_save(checkpoint(), ckpt_dir / "last.pt")
-            if improved:
-                _atomic_copy(ckpt_dir / "last.pt", ckpt_dir / "best.pt")
+            stopped = distributed.broadcast_flag(stopped, ddp)  # a callback on process 0 may stop them all
+            rng_ranks = distributed.gather(_rng_state(device), ddp) if ddp is not None else None
+            if main:
+                _atomic_save(checkpoint(rng_ranks), ckpt_dir / "last.pt")
+                if improved:
+                    _atomic_copy(ckpt_dir / "last.pt", ckpt_dir / "best.pt")
             unsaved = False
             if stopped:
                 if verbose and not state.stop:
@@ -893,14 +1012,35 @@ def fit(config: Config, resume=False, callbacks: dict | None = None, *, augment=
                           f"{config.patience} epochs (best {state.best_val_acc:.2%} at epoch {state.best_epoch})")
                 break
     except KeyboardInterrupt:
-        if unsaved:  # interrupted between the end of an epoch and its checkpoint
+        if unsaved and main:  # interrupted between the end of an epoch and its checkpoint
             _atomic_save(checkpoint(), ckpt_dir / "last.pt")
-        print(f"phonemekit: interrupted; {ckpt_dir / 'last.pt'} holds epoch {state.epoch}. "
-              "Continue with fit(config, resume=True).")
+        if main:
+            print(f"phonemekit: interrupted; {ckpt_dir / 'last.pt'} holds epoch {state.epoch}. "
+                  "Continue with fit(config, resume=True).")
         raise
     finally:
         _fire(events, "on_fit_end", state)
     return result()
+
+
+def _make_swalr(config: Config, optimizer):
+    from torch.optim.swa_utils import SWALR
+
+    return SWALR(optimizer, swa_lr=config.swa_lr, anneal_epochs=SWA_ANNEAL_EPOCHS, anneal_strategy="cos")
+
+
+def _rank_rng(ckpt: dict, ddp) -> dict:
+    """This process's RNG state from a checkpoint (process 0's in a single-process run)."""
+    ranks = ckpt.get("rng_ranks")
+    if ddp is None or ddp.rank == 0:
+        return ckpt["rng"]
+    if ranks and len(ranks) == ddp.world_size:
+        return ranks[ddp.rank]
+    if ddp.rank == 1:  # process 0 says nothing about the others' random numbers: say it once here
+        print(f"phonemekit: the checkpoint holds the random state of {len(ranks) if ranks else 1} process(es), "
+              f"this run has {ddp.world_size}: dropout and augmentation draw new random numbers from here on")
+    seed_everything(int(ckpt["config"].get("seed", 0)) + 7919 * ckpt["epoch"] + ddp.rank)
+    return _rng_state(torch.device("cpu"))
 
 
 def _merge_callbacks(*dicts) -> dict:
