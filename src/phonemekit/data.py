@@ -14,9 +14,10 @@ import hashlib
 import json
 import math
 import os
-import queue
 import shutil
-import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -29,18 +30,26 @@ NORMALIZATIONS = ("cepstral", "global", "minmax", "none")
 BOUNDARIES = ("concat", "utterance")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_ROOT = REPO_ROOT / "data" / "demo"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
+_FP16_MAX = 65504.0
 
 
 # --------------------------------------------------------------------------------------------
 # Finding the data
 
 
+def _subdirs(d: Path) -> list[Path]:
+    try:
+        return [c for c in d.iterdir() if c.is_dir()]
+    except OSError:  # an unreadable folder (permissions, a stale mount) holds no data for us
+        return []
+
+
 def find_root(path, skip=()) -> Path:
     """The folder that holds the partitions (train-clean-100/, dev-clean/, test-clean/).
 
     The Kaggle zip's top folder changes by semester (11785-f24-hw1p2, ...), so look below
-    `path` (up to three levels) for a folder with a partition in it.
+    `path` (up to three levels) for a folder with a partition in it. Folders in `skip` are passed over.
     """
     path = Path(path).expanduser()
     if not path.is_dir():
@@ -48,13 +57,16 @@ def find_root(path, skip=()) -> Path:
             f"data folder {path} does not exist: pass the folder where the Kaggle zip was "
             "extracted (it holds train-clean-100/, dev-clean/, test-clean/)"
         )
+    skip = {Path(s).resolve() for s in skip}
+    if path.name in PARTITIONS and (path / "mfcc").is_dir() and path.resolve() not in skip:
+        return path.parent  # given a partition folder itself: its parent holds the partitions
     frontier = [path]
     for _ in range(4):
         found = sorted(d for d in frontier if any((d / p).is_dir() for p in PARTITIONS)
                        and d.resolve() not in skip)
         if found:
             return found[0]
-        frontier = sorted(c for d in frontier for c in d.iterdir() if c.is_dir())
+        frontier = sorted(c for d in frontier for c in _subdirs(d))
     raise FileNotFoundError(
         f"no HW1P2 partition ({', '.join(PARTITIONS)}) found in {path} or three levels below: "
         "download the data (phonemekit.submit.kaggle_download or `kaggle competitions download`) "
@@ -72,11 +84,12 @@ def default_root(verbose: bool = True) -> Path:
         if not c or not Path(c).is_dir():
             continue
         try:
-            return find_root(c, skip={DEMO_ROOT.resolve()})
+            return find_root(c, skip={DEMO_ROOT})
         except FileNotFoundError:
             continue
     if verbose:
-        print(f"phonemekit: no Kaggle data found, using the demo corpus in {DEMO_ROOT}")
+        print(f"phonemekit: no Kaggle data found (set PHONEMEKIT_DATA or pass root=), "
+              f"using the demo corpus in {DEMO_ROOT}")
     return DEMO_ROOT
 
 
@@ -88,9 +101,9 @@ def is_demo(root) -> bool:
 # Reading and checking one utterance
 
 
-def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+def _load_npy(path: Path) -> np.ndarray:
     try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except Exception as e:  # a truncated file, a pickle, not numpy at all
         raise ValueError(
             f"{path} is not a readable .npy file ({type(e).__name__}: {e}); re-extract it "
@@ -98,13 +111,41 @@ def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
         ) from None
 
 
+def _npy_header(path: Path) -> tuple[tuple, np.dtype]:
+    """Shape and dtype from the .npy header alone (a few hundred bytes, not the array)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+        return shape, dtype
+    except Exception as e:
+        raise ValueError(
+            f"{path} is not a readable .npy file ({type(e).__name__}: {e}); re-extract it "
+            "from the Kaggle zip"
+        ) from None
+
+
 def _feature_shape(path: Path) -> tuple[int, int]:
-    x = _load_npy(path, mmap=True)  # reads the header only
-    if x.ndim != 2:
-        raise ValueError(f"{path} has shape {x.shape}; expected (frames, features)")
-    if x.shape[0] == 0:
+    shape, dtype = _npy_header(path)
+    if len(shape) != 2:
+        raise ValueError(f"{path} has shape {shape}; expected (frames, features)")
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise ValueError(f"{path} holds {dtype} values; features must be numbers (frames, features)")
+    if shape[0] == 0:
         raise ValueError(f"{path} is an empty utterance (0 frames); remove it together with its transcript")
-    return int(x.shape[0]), int(x.shape[1])
+    return int(shape[0]), int(shape[1])
+
+
+def _load_features(path: Path) -> np.ndarray:
+    x = _load_npy(path)
+    if x.ndim != 2 or len(x) == 0:
+        _feature_shape(path)  # raises the matching error
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).any(axis=1).argmax())
+        raise ValueError(f"{path} has NaN or Inf features (first at frame {bad}); re-extract the file "
+                         "or remove this utterance together with its transcript")
+    return x
 
 
 def _read_labels(path: Path, n_frames: int, mfcc_path: Path) -> np.ndarray:
@@ -118,12 +159,16 @@ def _read_labels(path: Path, n_frames: int, mfcc_path: Path) -> np.ndarray:
     t = t.astype(str)
     if PHONEME_TO_INDEX.get(t[0]) != PHONEME_TO_INDEX[SOS] or PHONEME_TO_INDEX.get(t[-1]) != PHONEME_TO_INDEX[EOS]:
         raise ValueError(f"transcript {path} must start with {SOS} and end with {EOS}; it has {t[0]!r} ... {t[-1]!r}")
+    # map the few distinct strings, not every frame: np.unique + a lookup table
     names, inverse = np.unique(t[1:-1], return_inverse=True)
     ids = np.array([PHONEME_TO_INDEX.get(n, -1) for n in names], dtype=np.int64)
-    bad = [n for n, i in zip(names, ids) if not 0 <= i < NUM_CLASSES]
+    bad = [str(n) for n, i in zip(names, ids) if not 0 <= i < NUM_CLASSES]
     if bad:
-        raise ValueError(f"transcript {path} has unknown phoneme(s) {bad}; the 40 classes are phonemekit.CLASSES")
-    return ids[inverse].astype(np.uint8)
+        raise ValueError(
+            f"transcript {path} has phoneme(s) {bad} that are not one of the 40 frame classes "
+            "(phonemekit.CLASSES); fix the transcript or add a spelling to phonemekit.phonemes.ALIASES"
+        )
+    return ids[inverse.reshape(-1)].astype(np.uint8)
 
 
 def _normalize(x: np.ndarray, how: str, stats) -> np.ndarray:
@@ -139,28 +184,32 @@ def _normalize(x: np.ndarray, how: str, stats) -> np.ndarray:
     return x
 
 
+def _listing(folder: Path) -> list[Path]:
+    # sorted by name: os.listdir order is arbitrary, and the test ids depend on this order
+    return sorted((p for p in folder.iterdir() if p.suffix == ".npy"), key=lambda p: p.name)
+
+
 def _partition_files(root: Path, partition: str, with_labels: bool):
     part = root / partition
     mfcc_dir, tr_dir = part / "mfcc", part / "transcript"
     if not part.is_dir():
-        have = sorted(d.name for d in root.iterdir() if d.is_dir())
+        have = sorted(d.name for d in _subdirs(root))
         raise FileNotFoundError(f"partition folder {part} is missing (found {have}); check `partition` and `root`")
     if not mfcc_dir.is_dir():
         raise FileNotFoundError(f"{mfcc_dir} is missing: each partition holds mfcc/ (and transcript/ except test)")
-    # sorted(): os.listdir order is arbitrary, and the test ids depend on this order
-    mfcc = sorted(p for p in mfcc_dir.iterdir() if p.suffix == ".npy")
+    mfcc = _listing(mfcc_dir)
     if not mfcc:
-        raise FileNotFoundError(f"{mfcc_dir} holds no .npy files")
+        raise FileNotFoundError(f"{mfcc_dir} holds no .npy files; re-extract {partition} from the Kaggle zip")
     if not with_labels:
         return mfcc, None
     if not tr_dir.is_dir():
         raise FileNotFoundError(
             f"{tr_dir} is missing: labels are needed for {partition} (pass with_labels=False to load features only)"
         )
-    tr = sorted(p for p in tr_dir.iterdir() if p.suffix == ".npy")
-    a, b = {p.name for p in mfcc}, {p.name for p in tr}
+    tr = _listing(tr_dir)
+    a, b = [p.name for p in mfcc], [p.name for p in tr]
     if a != b:
-        only_m, only_t = sorted(a - b)[:3], sorted(b - a)[:3]
+        only_m, only_t = sorted(set(a) - set(b))[:3], sorted(set(b) - set(a))[:3]
         raise ValueError(
             f"{mfcc_dir} has {len(a)} files and {tr_dir} has {len(b)}, and their names differ "
             f"(only in mfcc: {only_m}, only in transcript: {only_t}); each utterance needs both files"
@@ -169,6 +218,7 @@ def _partition_files(root: Path, partition: str, with_labels: bool):
 
 
 def _fingerprint(files) -> str:
+    # names, sizes and modification times: any re-extracted, edited, added or removed file changes it
     h = hashlib.sha1()
     for p in files:
         s = p.stat()
@@ -176,31 +226,58 @@ def _fingerprint(files) -> str:
     return h.hexdigest()
 
 
+def _train_partition(root: Path) -> str:
+    for p in PARTITIONS:
+        if p.startswith("train") and (root / p / "mfcc").is_dir():
+            return p
+    raise FileNotFoundError(
+        f"normalize='global' needs statistics of a training partition, and {root} has none: "
+        "pass stats=train_dataset.stats (or stats=compute_stats(root_with_train))"
+    )
+
+
 def compute_stats(root, partition: str = "train-clean-100", files=None) -> tuple[np.ndarray, np.ndarray]:
     """Per-coefficient mean and std over every frame of a partition (for normalize="global")."""
     files = files or _partition_files(find_root(root), partition, with_labels=False)[0]
     n, s, ss = 0, 0.0, 0.0
     for p in files:
-        x = _load_npy(p).astype(np.float64)
+        x = _load_features(p).astype(np.float64)
         n, s, ss = n + len(x), s + x.sum(0), ss + (x * x).sum(0)
     mean = s / n
     std = np.sqrt(np.maximum(ss / n - mean * mean, 0))
     return mean.astype(np.float32), np.where(std > 0, std, 1).astype(np.float32)
 
 
+def _check_stats(stats, f=None):
+    mean, std = (np.asarray(s, np.float32).reshape(-1) for s in stats)
+    if len(mean) != len(std) or (f is not None and len(mean) != f):
+        raise ValueError(f"stats hold {len(mean)} means and {len(std)} stds; the data has {f} coefficients")
+    return mean, np.where(std > 0, std, 1).astype(np.float32)  # a constant coefficient -> no Inf
+
+
 # --------------------------------------------------------------------------------------------
 # The dataset
 
 
-def gather_windows(features: torch.Tensor, starts: torch.Tensor, window: int) -> torch.Tensor:
+def gather_windows(features: torch.Tensor, starts: torch.Tensor, window: int, dtype=None) -> torch.Tensor:
     """(B, window, F) windows of the padded (rows, F) array, starting at rows `starts`.
 
-    A strided view makes every window a row without copying; index_select then copies only
-    the B windows asked for. The same two calls run on CPU and GPU.
+    A strided view makes every window a row without copying; one indexed copy then takes only
+    the B windows asked for. On the GPU that is torch's index_select. On the CPU it is numpy's
+    fancy indexing: one block copy per window on a single thread, which here is faster than
+    index_select and never competes with the model's threads for the cores.
     """
+    if not features.is_contiguous():
+        raise ValueError("gather_windows needs a contiguous (rows, F) array")
     rows, f = features.shape
-    view = features.as_strided((rows - window + 1, window, f), (f, f, 1))
-    return view.index_select(0, starts)
+    shape = (rows - window + 1, window, f)
+    if features.device.type == "cpu" and features.dtype != torch.bfloat16:  # numpy has no bfloat16
+        a = features.numpy()
+        view = np.lib.stride_tricks.as_strided(a, shape, (a.strides[0], a.strides[0], a.strides[1]), writeable=False)
+        x = torch.from_numpy(view[starts.numpy()])
+    else:
+        x = features.as_strided(shape, (f, f, 1)).index_select(0, starts)
+    return x if dtype is None else x.to(dtype)
 
 
 class AudioDataset(torch.utils.data.Dataset):
@@ -208,6 +285,15 @@ class AudioDataset(torch.utils.data.Dataset):
 
     ds[i] -> (x, y): x float (2C+1, F), y int64 scalar; x alone for an unlabelled partition.
     ds[idx] with a 1-D integer tensor/array -> the batch (B, 2C+1, F) and (B,) labels.
+
+    root: the data folder (found with find_root; None: default_root()). normalize: "cepstral"
+    (official), "global" (training statistics; pass stats=train.stats to dev/test, or they are
+    computed from the training partition), "minmax" or "none". boundary: "concat" (official) or
+    "utterance" (zeros between utterances). subset: a fixed fraction of utterances (not on test).
+    dtype: storage, float32 or float16; windows come out as out_dtype (float32). cache_dir: write
+    the arrays there once and memory-map them on later loads. with_labels: None = all but test-*.
+    Attributes: features (rows, F) padded storage, labels uint8 (T,) or None, utterances (ids in
+    sorted order), offsets (U+1,) first frame of each utterance, n_features, context, window.
     """
 
     def __init__(
@@ -232,8 +318,8 @@ class AudioDataset(torch.utils.data.Dataset):
             raise ValueError(f"boundary={boundary!r}; choose one of {BOUNDARIES}")
         if dtype not in (torch.float32, torch.float16):
             raise ValueError(f"dtype={dtype}; storage is torch.float32 or torch.float16")
-        if context < 0:
-            raise ValueError(f"context={context} must be >= 0")
+        if int(context) != context or context < 0:
+            raise ValueError(f"context={context} must be a whole number >= 0")
         is_test = partition.startswith("test")
         if not 0 < subset <= 1:
             raise ValueError(f"subset={subset} must be a fraction in (0, 1]")
@@ -253,29 +339,41 @@ class AudioDataset(torch.utils.data.Dataset):
             tr = [tr[i] for i in pick] if tr else None
         self.utterances = [p.stem for p in mfcc]
 
+        # global statistics come from training data, never from dev/test: from the frames being
+        # loaded when this is a training partition, else from the training partition's files
+        stats_key, self._stats_files = None, None
         if normalize == "global":
-            if stats is None:  # statistics of the training partition, never of dev/test
-                stats = compute_stats(self.root, files=mfcc if partition.startswith("train") else None)
-            stats = (np.asarray(stats[0], np.float32), np.asarray(stats[1], np.float32))
+            if stats is not None:
+                stats = _check_stats(stats)
+                stats_key = [stats[0].tolist(), stats[1].tolist()]
+            elif partition.startswith("train"):
+                stats_key = "own frames"
+            else:
+                train = _train_partition(self.root)
+                self._stats_files = _partition_files(self.root, train, with_labels=False)[0]
+                stats_key = f"{train}:{_fingerprint(self._stats_files)}"
         self.stats = stats
 
         key = {
             "version": _CACHE_VERSION, "root": str(self.root.resolve()), "partition": partition,
-            "files": _fingerprint(mfcc + (tr or [])), "context": self.context, "normalize": normalize,
-            "boundary": boundary, "labels": self.with_labels, "dtype": str(dtype),
-            "stats": None if stats is None else [stats[0].tolist(), stats[1].tolist()],
+            "files": _fingerprint(mfcc + (tr or [])), "utterances": len(mfcc), "context": self.context,
+            "normalize": normalize, "boundary": boundary, "labels": self.with_labels,
+            "dtype": str(dtype), "stats": stats_key,
         }
         cached = _cache_load(cache_dir, key) if cache_dir else None
         if cached is None:
             arrays = self._build(mfcc, tr, dtype)
             if cache_dir:
                 _cache_save(cache_dir, key, arrays)
+                del arrays
                 arrays = _cache_load(cache_dir, key)  # serve the memory-mapped copy, not two in RAM
         else:
             arrays = cached
             if verbose:
-                print(f"phonemekit: loaded {partition} from cache {cache_dir}")
-        features, labels, self.offsets = arrays["features"], arrays.get("labels"), arrays["offsets"]
+                print(f"phonemekit: loaded {partition} from cache {_cache_path(cache_dir, key)}")
+        features, labels, self.offsets = arrays["features"], arrays.get("labels"), np.asarray(arrays["offsets"])
+        if "stats" in arrays:
+            self.stats = (np.array(arrays["stats"][0]), np.array(arrays["stats"][1]))
         self.features = torch.from_numpy(features)
         self.labels = torch.from_numpy(labels) if labels is not None else None
         self.n_features = int(self.features.shape[1])
@@ -291,34 +389,42 @@ class AudioDataset(torch.utils.data.Dataset):
         c = self.context
         # count first (headers only), then preallocate and fill: no list-then-concatenate
         shapes = [_feature_shape(p) for p in mfcc]
-        dims = {f for _, f in shapes}
-        if len(dims) > 1:
-            first = mfcc[0]
-            odd = next(p for p, (_, f) in zip(mfcc, shapes) if f != shapes[0][1])
+        f = shapes[0][1]
+        odd = next((p for p, (_, g) in zip(mfcc, shapes) if g != f), None)
+        if odd is not None:
             raise ValueError(
-                f"feature dimension differs between files: {first.name} has {shapes[0][1]}, "
+                f"feature dimension differs between files: {mfcc[0].name} has {f}, "
                 f"{odd} has {_feature_shape(odd)[1]}; all files of a partition must match"
             )
-        f = shapes[0][1]
-        if self.stats is not None and len(self.stats[0]) != f:
-            raise ValueError(f"stats have {len(self.stats[0])} coefficients but {mfcc[0]} has {f}")
+        stats = self.stats
+        if self.normalize == "global" and stats is None:  # of the training files (these, if training)
+            stats = self.stats = compute_stats(self.root, files=self._stats_files or mfcc)
+        if stats is not None and len(stats[0]) != f:
+            raise ValueError(f"stats have {len(stats[0])} coefficients but {mfcc[0]} has {f}; "
+                             "pass the stats of a training set with the same features")
         lengths = np.array([t for t, _ in shapes], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         total = int(offsets[-1])
-        gaps = len(mfcc) if self.boundary == "utterance" else 0  # C zeros after each utterance
+        gap = c if self.boundary == "utterance" else 0  # C zeros after each utterance
         np_dtype = np.float16 if dtype == torch.float16 else np.float32
-        features = np.zeros((total + 2 * c + (gaps - 1 if gaps else 0) * c, f), dtype=np_dtype)
+        # zeros: the C padding rows (and the gaps between utterances) need no separate step
+        features = np.zeros((total + 2 * c + (len(mfcc) - 1) * gap, f), dtype=np_dtype)
         labels = np.empty(total, dtype=np.uint8) if tr else None
+        rows = c + offsets[:-1] + np.arange(len(mfcc)) * gap  # first row of each utterance
         for u, p in enumerate(mfcc):
-            x = _load_npy(p)
-            if not np.isfinite(x).all():
-                bad = int((~np.isfinite(x)).any(axis=1).argmax())
-                raise ValueError(f"{p} has NaN or Inf features (first at frame {bad}); re-extract the file or drop this utterance and its transcript")
-            row = c + offsets[u] + (u * c if gaps else 0)
-            features[row : row + len(x)] = _normalize(x, self.normalize, self.stats)
+            x = _load_features(p)
+            if x.shape != shapes[u]:
+                raise ValueError(f"{p} changed while loading (shape {x.shape}, was {shapes[u]}); load again")
+            xn = _normalize(x, self.normalize, stats)
+            if np_dtype == np.float16 and np.abs(xn).max() > _FP16_MAX:
+                raise ValueError(f"{p} has values beyond float16's range ({_FP16_MAX:g}); "
+                                 "use dtype=torch.float32 or a normalisation")
+            features[rows[u] : rows[u] + len(x)] = xn
             if tr:
                 labels[offsets[u] : offsets[u + 1]] = _read_labels(tr[u], len(x), p)
         out = {"features": features, "offsets": offsets}
+        if self.normalize == "global":
+            out["stats"] = np.stack(stats)
         if labels is not None:
             out["labels"] = labels
         return out
@@ -328,29 +434,41 @@ class AudioDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def window_starts(self, idx: torch.Tensor) -> torch.Tensor:
+    def window_starts(self, idx: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         """Row in the padded array where the window of frame idx begins."""
         if self._row_offset == 0:
             return idx
-        utt = torch.searchsorted(self._offsets_t.to(idx.device), idx, right=True)
+        offsets = self._offsets_t if offsets is None else offsets
+        utt = torch.searchsorted(offsets.to(idx.device), idx, right=True)
         return idx + self._row_offset * utt
 
     def __getitem__(self, i):
-        if isinstance(i, (int, np.integer)):
+        if torch.is_tensor(i) and i.ndim == 0 and not i.dtype.is_floating_point:
+            i = int(i)
+        if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
             n = len(self)
             if not -n <= i < n:
                 raise IndexError(f"frame {i} out of range for {n} frames")
-            idx = torch.tensor([i % n])
-            out = self.gather(idx)
-            return (out[0][0], out[1][0]) if self.labels is not None else out[0]
+            i = int(i) % n
+            s = int(self.window_starts(torch.tensor([i]))[0])
+            # one slice of the padded array, copied so that in-place edits never reach the data
+            x = self.features[s : s + self.window].to(self.out_dtype, copy=True)
+            return (x, self.labels[i].long()) if self.labels is not None else x
         idx = torch.as_tensor(np.asarray(i) if not torch.is_tensor(i) else i)
         if idx.ndim != 1 or idx.dtype.is_floating_point or idx.dtype == torch.bool:
             raise TypeError("index with an int or a 1-D integer tensor/array of frame indices")
-        return self.gather(idx.long() % len(self) if len(idx) and idx.min() < 0 else idx.long())
+        idx = idx.long()
+        if len(idx):
+            lo, hi = int(idx.min()), int(idx.max())
+            if lo < -len(self) or hi >= len(self):
+                raise IndexError(f"frame {lo if lo < -len(self) else hi} out of range for {len(self)} frames")
+            if lo < 0:
+                idx = idx % len(self)
+        return self.gather(idx)
 
     def gather(self, idx: torch.Tensor):
         """Batch of windows (and int64 labels) for a 1-D tensor of frame indices."""
-        x = gather_windows(self.features, self.window_starts(idx), self.window).to(self.out_dtype)
+        x = gather_windows(self.features, self.window_starts(idx), self.window, self.out_dtype)
         if self.labels is None:
             return x
         return x, self.labels[idx].long()
@@ -391,24 +509,28 @@ def _cache_path(cache_dir, key) -> Path:
 def _cache_load(cache_dir, key):
     d = _cache_path(cache_dir, key)
     try:
-        if json.loads((d / "key.json").read_text()) != key:
-            return None
+        if json.loads((d / "key.json").read_text()) != json.loads(json.dumps(key)):
+            return None  # another build or other options under a colliding name: rebuild
+        # mmap "c" (copy-on-write) so torch.from_numpy gets a writable array and copies nothing
+        return {p.stem: np.load(p, mmap_mode="c", allow_pickle=False) for p in d.glob("*.npy")}
     except (OSError, ValueError):
         return None
-    # mmap "c" (copy-on-write) so torch.from_numpy gets a writable array and copies nothing
-    return {p.stem: np.load(p, mmap_mode="c") for p in d.glob("*.npy")}
 
 
 def _cache_save(cache_dir, key, arrays) -> None:
     d = _cache_path(cache_dir, key)
+    d.parent.mkdir(parents=True, exist_ok=True)
     tmp = d.with_name(d.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp.mkdir()
     for name, a in arrays.items():
         np.save(tmp / f"{name}.npy", a)
     (tmp / "key.json").write_text(json.dumps(key, sort_keys=True))  # written last: marks it complete
     shutil.rmtree(d, ignore_errors=True)
-    os.replace(tmp, d)  # a crash mid-write leaves a .tmp folder, never a half cache
+    try:
+        os.replace(tmp, d)  # a crash mid-write leaves a .tmp folder, never a half cache
+    except OSError:  # another process finished the same cache first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,55 +541,85 @@ class FrameLoader:
     """Batches of (x, y) (or x for an unlabelled set), each frame exactly once per epoch.
 
     device="cuda": the padded array and labels are copied to the GPU once and every batch is
-    one gather there. On CPU a background thread gathers the next batches while the model
-    computes (torch's gather releases the GIL).
+    one gather there. Otherwise `workers` background threads gather the next `prefetch` batches
+    while the model computes (the copy releases the GIL), in pinned memory when they go on to a GPU.
+
+    The order of an epoch is a permutation fixed by (seed, epoch); call set_epoch(e) before each
+    epoch (iterating to the end also moves on to the next epoch).
+
+    Several GPUs (rank, world_size): every rank, given the same seed, draws the same permutation
+    and takes its own contiguous shard of it; shards differ by at most one frame and together
+    hold every frame exactly once (with shuffle=False the ranks' outputs concatenate back to
+    frame order). Every rank gets the same number of batches, counted from the smallest shard:
+    a rank whose shard is one frame longer puts that frame into its last batch, which can then
+    hold batch_size + 1 frames. With drop_last=True the frames past each rank's last full batch
+    are dropped instead, as on one rank.
     """
 
     def __init__(self, dataset: AudioDataset, batch_size: int = 1024, shuffle: bool = True,
                  drop_last: bool = False, device=None, seed: int | None = None,
-                 resident: bool | None = None, prefetch: int = 2, storage_dtype=None):
+                 resident: bool | None = None, prefetch: int = 4, workers: int = 2,
+                 storage_dtype=None, rank: int = 0, world_size: int = 1):
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank={rank} must be in [0, world_size={world_size})")
+        if len(dataset) < world_size:
+            raise ValueError(f"{len(dataset)} frames cannot be shared by world_size={world_size} ranks")
+        if world_size > 1 and shuffle and seed is None:  # each process has its own default seed
+            raise ValueError("with world_size > 1 pass the same seed= on every rank, so all ranks draw one permutation")
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
+        self.rank, self.world_size = int(rank), int(world_size)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.seed = seed if seed is not None else int(torch.initial_seed() % 2**31)
-        self.epoch, self.prefetch = 0, prefetch
+        self.epoch, self.prefetch, self.workers = 0, prefetch, max(1, int(workers))
         # resident: keep the data on the target device (GPU default); else gather on the host
         self.resident = (self.device.type != "cpu") if resident is None else resident
         self._features = dataset.features
         self._labels = dataset.labels
         if self.resident and self.device.type != "cpu":
             dt = storage_dtype or dataset.features.dtype
-            self._features = dataset.features.to(self.device, dt)
+            self._features = dataset.features.to(self.device, dt).contiguous()
             self._labels = None if dataset.labels is None else dataset.labels.to(self.device)
+        self._offsets = dataset._offsets_t.to(self._features.device)  # once, not per batch
+
+    def _shard(self) -> tuple[int, int, int]:
+        """(start, length, smallest length) of this rank's shard of the epoch's order."""
+        q, r = divmod(len(self.dataset), self.world_size)
+        start = self.rank * q + min(self.rank, r)
+        return start, q + (self.rank < r), q
 
     def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        q = self._shard()[2]
+        return q // self.batch_size if self.drop_last else math.ceil(q / self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def order(self) -> torch.Tensor:
-        """Frame order of the current epoch: the same for the same (seed, epoch)."""
+        """Frame order of the whole epoch (all ranks): the same for the same (seed, epoch)."""
         n = len(self.dataset)
         if not self.shuffle:
             return torch.arange(n)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
         return torch.randperm(n, generator=g)
 
     def _batch(self, idx: torch.Tensor):
         ds = self.dataset
-        x = gather_windows(self._features, ds.window_starts(idx), ds.window).to(ds.out_dtype)
+        x = gather_windows(self._features, ds.window_starts(idx, self._offsets), ds.window, ds.out_dtype)
         if self._labels is None:
             return x
         return x, self._labels[idx].long()
 
     def _index_batches(self):
-        order = self.order()
+        start, length, _ = self._shard()
+        mine = self.order()[start : start + length]
         if self.resident:
-            order = order.to(self.device)
-        stop = len(self) * self.batch_size
-        for b in range(0, min(stop, len(order)), self.batch_size):
-            yield order[b : b + self.batch_size]
+            mine = mine.to(self.device)
+        nb, bs = len(self), self.batch_size
+        for b in range(nb):
+            last = b == nb - 1 and not self.drop_last
+            yield mine[b * bs :] if last else mine[b * bs : (b + 1) * bs]
 
     def __iter__(self):
         if self.resident:
@@ -477,41 +629,30 @@ class FrameLoader:
             yield from self._prefetched()
         self.epoch += 1
 
+    def _host_batch(self, idx):
+        b = self._batch(idx)
+        if self.device.type == "cuda":  # pinned pages let the copy to the GPU run asynchronously
+            b = tuple(a.pin_memory() for a in b) if isinstance(b, tuple) else b.pin_memory()
+        return b
+
     def _prefetched(self):
-        pin = self.device.type == "cuda"
-        q: queue.Queue = queue.Queue(maxsize=max(1, self.prefetch))
-        stop = threading.Event()
-
-        def work():
+        # `workers` threads gather the next `prefetch` batches while the consumer computes;
+        # futures are taken in submission order, so the batch order is the epoch's order
+        batches = self._index_batches()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="phonemekit-prefetch") as pool:
+            pending = deque(pool.submit(self._host_batch, idx) for idx in islice(batches, max(1, self.prefetch)))
             try:
-                for idx in self._index_batches():
-                    b = self._batch(idx)
-                    if pin:
-                        b = tuple(t.pin_memory() for t in b) if isinstance(b, tuple) else b.pin_memory()
-                    while not stop.is_set():
-                        try:
-                            q.put(b, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-                q.put(None)
-            except BaseException as e:  # hand errors to the consumer instead of hanging it
-                q.put(e)
-
-        t = threading.Thread(target=work, daemon=True)
-        t.start()
-        try:
-            while (b := q.get()) is not None:
-                if isinstance(b, BaseException):
-                    raise b
-                if self.device.type != "cpu":
-                    b = tuple(t.to(self.device, non_blocking=True) for t in b) if isinstance(b, tuple) else b.to(self.device, non_blocking=True)
-                yield b
-        finally:
-            stop.set()
-            t.join(timeout=5)
+                while pending:
+                    b = pending.popleft().result()  # an error in a worker is raised here
+                    idx = next(batches, None)
+                    if idx is not None:
+                        pending.append(pool.submit(self._host_batch, idx))
+                    if self.device.type != "cpu":
+                        b = tuple(a.to(self.device, non_blocking=True) for a in b) if isinstance(b, tuple) else b.to(self.device, non_blocking=True)
+                    yield b
+            finally:  # finished, broke out early or raised: drop what is queued, let running ones end
+                for f in pending:
+                    f.cancel()
 
 
 def describe(ds: AudioDataset) -> str:
@@ -521,4 +662,3 @@ def describe(ds: AudioDataset) -> str:
         counts = torch.bincount(ds.labels.long(), minlength=NUM_CLASSES)
         s += f"\n  most common class: {int(counts.argmax())} ({counts.max().item() / len(ds):.1%} of frames)"
     return s
-

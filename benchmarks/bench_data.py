@@ -1,0 +1,232 @@
+"""Benchmark of the data layer against the course notebook's way of loading HW1P2.
+
+    python benchmarks/bench_data.py                      # synthetic corpus of 3,000 utterances
+    python benchmarks/bench_data.py --frames 5000000     # or of about this many frames
+    python benchmarks/bench_data.py --root data/11785-f24-hw1p2 --partition dev-clean
+
+Reports, in one run:
+  - first load (reading every .npy, building the padded array, writing the cache) and a cached
+    reload (memory-mapped), each in a fresh interpreter, as after a Colab restart;
+  - peak resident memory while loading, above the interpreter with torch/numpy imported,
+    against the size of the final arrays;
+  - FrameLoader batches/s against the notebook's per-item Dataset + torch DataLoader (one
+    window per __getitem__, default collate), same batch size and context. The two take turns
+    in rounds (a busy machine slows both alike); the best and the median round are reported.
+Targets: reload >= 10x faster than first load; FrameLoader >= 20x the per-item DataLoader;
+peak <= 1.25x the arrays.
+
+A synthetic corpus has just been written, so the first load reads it from the page cache: on a
+fresh machine (files on disk, not in memory) the first load is slower and the ratio larger.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+sys.path.insert(0, str(SRC))
+
+# Run inside a fresh interpreter: import, note the resident memory, run the job, report.
+CHILD = r"""
+import json, resource, sys, time
+sys.path.insert(0, {src!r})
+import numpy as np, torch
+from phonemekit import data
+
+def rss():  # resident memory now, in bytes
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+args = json.loads({args!r})
+base = rss()
+t = time.perf_counter()
+out = run(args)  # defined below
+out["seconds"] = time.perf_counter() - t
+out["peak_above_base"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+print("RESULT " + json.dumps(out))
+"""
+
+JOBS = {
+    # the kit: load (building and writing the cache, or reading it), then time its batches
+    "kit": r"""
+def run(a):
+    dt = torch.float16 if a["dtype"] == "float16" else torch.float32
+    ds = data.AudioDataset(a["root"], a["partition"], context=a["context"], dtype=dt, cache_dir=a["cache"])
+    out = {"nbytes": ds.nbytes + ds.offsets.nbytes, "frames": len(ds), "utterances": len(ds.utterances),
+           "features": ds.n_features, "mapped": "features.npy" in open("/proc/self/maps").read()}
+    return out
+""",
+    # the course notebook's dataset, as students write it
+    "notebook": r"""
+from phonemekit.bench import NotebookDataset  # the notebook's per-item dataset, kept in one place
+
+def run(a):
+    ds = NotebookDataset(a["root"], a["partition"], a["context"])
+    return {"nbytes": ds.mfccs.nbytes + ds.transcripts.nbytes}
+""",
+}
+
+# batches/s of a loader over an already loaded dataset (no model: the loader alone). The two
+# loaders take turns in rounds, so a change in machine load hits both; best and median reported.
+THROUGHPUT = r"""
+import statistics
+
+def endless(loader):  # epoch after epoch, for corpora smaller than the batches timed
+    while True:
+        yield from loader
+
+def timed(it, batches):
+    t = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches / (time.perf_counter() - t)
+
+def run(a):
+    torch.manual_seed(0)
+    dt = torch.float16 if a["dtype"] == "float16" else torch.float32
+    ds = data.AudioDataset(a["root"], a["partition"], context=a["context"], dtype=dt, cache_dir=a["cache"])
+    nb = NotebookDataset(a["root"], a["partition"], a["context"])
+    kit = endless(data.FrameLoader(ds, a["batch_size"], shuffle=True, seed=0))
+    item = endless(torch.utils.data.DataLoader(nb, batch_size=a["batch_size"], shuffle=True))
+    timed(kit, 3), timed(item, 1)  # warm up
+    rounds = {"kit": [], "notebook_w0": []}
+    for _ in range(a["rounds"]):
+        rounds["kit"].append(timed(kit, a["batches"]))
+        rounds["notebook_w0"].append(timed(item, a["notebook_batches"]))
+    kit.close(), item.close()
+    for w in a["workers"]:  # worker processes: timed on their own, after a warm-up of their start
+        if w:
+            it = endless(torch.utils.data.DataLoader(nb, batch_size=a["batch_size"], shuffle=True, num_workers=w))
+            timed(it, 2 * w + 1)
+            rounds[f"notebook_w{w}"] = [timed(it, a["notebook_batches"]) for _ in range(a["rounds"])]
+            it.close()
+    out = {k: {"best": max(v), "median": statistics.median(v)} for k, v in rounds.items()}
+    x_kit = next(iter(data.FrameLoader(ds, 8, shuffle=False)))[0]
+    x_nb = torch.stack([nb[i][0] for i in range(8)])
+    out["max_abs_difference"] = float((x_kit - x_nb).abs().max())  # same windows (fp16: rounding)
+    return out
+"""
+
+
+def child(job: str, args: dict) -> dict:
+    body = JOBS[job] if job in JOBS else JOBS["notebook"] + THROUGHPUT
+    code = CHILD.format(src=str(SRC), args=json.dumps(args)).replace("out = run(args)  # defined below",
+                                                                      body + "\nout = run(args)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if p.returncode:
+        raise SystemExit(f"{job} failed:\n{p.stdout}\n{p.stderr}")
+    line = next(x for x in p.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    mem = ""
+    try:
+        kb = int(next(x for x in open("/proc/meminfo") if x.startswith("MemTotal")).split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{cpu}, {cores} cores{mem}, {gpu}; Python {platform.python_version()}, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {__import__('numpy').__version__}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--utterances", type=int, default=3000, help="synthetic corpus size in utterances (mean 1,265 frames)")
+    p.add_argument("--frames", type=int, default=None, help="synthetic corpus size in frames instead (rounded to utterances)")
+    p.add_argument("--features", type=int, default=28, help="feature dimension of the synthetic corpus")
+    p.add_argument("--context", type=int, default=30, help="context C (windows of 2C+1 frames)")
+    p.add_argument("--batch-size", type=int, default=1024, help="batch size for both loaders")
+    p.add_argument("--dtype", choices=["float32", "float16"], default="float32", help="storage dtype of the kit")
+    p.add_argument("--batches", type=int, default=150, help="FrameLoader batches to time per round")
+    p.add_argument("--notebook-batches", type=int, default=10, help="per-item DataLoader batches to time per round")
+    p.add_argument("--rounds", type=int, default=5, help="rounds in which the loaders take turns")
+    p.add_argument("--workers", type=int, nargs="*", default=[0], help="num_workers values for the per-item DataLoader")
+    p.add_argument("--root", default=None, help="use this existing data (Kaggle layout) instead of a synthetic corpus")
+    p.add_argument("--partition", default="train-clean-100", help="partition to load")
+    p.add_argument("--workdir", default=None, help="where to write the synthetic corpus and the cache (default: a temp dir)")
+    p.add_argument("--dry-run", action="store_true", help="a tiny corpus and few batches: checks that the script runs")
+    a = p.parse_args()
+    if a.dry_run:
+        a.utterances, a.frames, a.batches, a.notebook_batches, a.rounds = 20, None, 5, 2, 2
+
+    work = Path(a.workdir or tempfile.mkdtemp(prefix="phonemekit-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print("machine:", machine())
+    try:
+        if a.root:
+            root = a.root
+        else:
+            from phonemekit.synthetic import MEAN_FRAMES, make_corpus
+
+            n = max(1, round(a.frames / MEAN_FRAMES)) if a.frames else a.utterances
+            root = work / "corpus"
+            shutil.rmtree(root, ignore_errors=True)
+            t = time.perf_counter()
+            make_corpus(root, n, n_features=a.features, seed=0, n_dev=1, n_test=1,
+                        mean_frames=MEAN_FRAMES if not a.dry_run else 50)
+            print(f"synthetic corpus: {n:,} utterances written in {time.perf_counter() - t:.1f} s")
+        cache = work / "cache"
+        shutil.rmtree(cache, ignore_errors=True)
+        args = {"root": str(root), "partition": a.partition, "context": a.context, "dtype": a.dtype,
+                "batch_size": a.batch_size, "batches": a.batches, "notebook_batches": a.notebook_batches,
+                "workers": a.workers, "rounds": a.rounds}
+
+        first = child("kit", {**args, "cache": None})
+        first_cached = child("kit", {**args, "cache": str(cache)})
+        reload = child("kit", {**args, "cache": str(cache)})
+        nb = child("notebook", {**args, "cache": None})
+        rates = child("throughput", {**args, "cache": None})
+    finally:
+        if not a.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+    gib = 2**30
+    print(f"data: {first['utterances']:,} utterances, {first['frames']:,} frames, F={first['features']}, "
+          f"context {a.context}, {a.dtype} storage: arrays {first['nbytes'] / gib:.2f} GiB")
+    rows = [
+        ("first load, no cache", first["seconds"], first["peak_above_base"] / first["nbytes"]),
+        ("first load, writing the cache", first_cached["seconds"], first_cached["peak_above_base"] / first["nbytes"]),
+        ("cached reload (memory-mapped)", reload["seconds"], reload["peak_above_base"] / first["nbytes"]),
+        ("notebook Dataset (list + concatenate)", nb["seconds"], nb["peak_above_base"] / nb["nbytes"]),
+    ]
+    print(f"{'load':40s} {'seconds':>9s} {'peak RSS / arrays':>18s}")
+    for name, s, r in rows:
+        print(f"{name:40s} {s:9.2f} {r:17.2f}x")
+    print(f"reload speed-up: {first_cached['seconds'] / reload['seconds']:.0f}x over the first load "
+          f"(target >= 10x; reload memory-mapped: {reload['mapped']})")
+    print(f"{'loader (batch ' + str(a.batch_size) + ', context ' + str(a.context) + ')':40s} "
+          f"{'batches/s best':>15s} {'median':>8s} {'ratio best':>11s} {'median':>7s}")
+    kit = rates["kit"]
+    print(f"{'FrameLoader':40s} {kit['best']:15.1f} {kit['median']:8.1f}")
+    for w in a.workers:
+        r = rates[f"notebook_w{w}"]
+        print(f"{'per-item DataLoader, num_workers=' + str(w):40s} {r['best']:15.1f} {r['median']:8.1f} "
+              f"{kit['best'] / r['best']:10.1f}x {kit['median'] / r['median']:6.1f}x")
+    print(f"FrameLoader vs per-item DataLoader: {kit['best'] / rates['notebook_w0']['best']:.0f}x "
+          f"(median {kit['median'] / rates['notebook_w0']['median']:.0f}x; target >= 20x); "
+          f"same windows: max |difference| {rates['max_abs_difference']:.2g}")
+    print(f"peak memory while loading: {first['peak_above_base'] / first['nbytes']:.2f}x the arrays (target <= 1.25x)")
+
+
+if __name__ == "__main__":
+    main()
