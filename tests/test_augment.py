@@ -7,37 +7,19 @@ import torch.nn.functional as F
 
 from phonemekit.augment import add_noise, make_augment, mask_windows, mixup
 from phonemekit.data import AudioDataset
-from phonemekit.phonemes import CLASSES
+from phonemekit.synthetic import make_learnable_corpus
 from phonemekit.submit import predict
 from phonemekit.train import Config, evaluate, fit, make_datasets, make_loaders
 
 K = 8  # classes of the synthetic task
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """A learnable task in the Kaggle layout (each label shifts its frames' mean), with test answers."""
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    centroids = rng.normal(0, 2, (K, 8)).astype(np.float32)
-    for part, n in (("train-clean-100", 8), ("dev-clean", 2), ("test-clean", 2)):
-        for sub in ("mfcc", "transcript"):
-            (root / part / sub).mkdir(parents=True)
-        for u in range(n):
-            y = rng.integers(0, K, 150)
-            x = centroids[y] + rng.normal(0, 1, (150, 8)).astype(np.float32)
-            name = f"{100 + u}-{len(part)}-{u:04d}.npy"
-            np.save(root / part / "mfcc" / name, x)
-            np.save(root / part / "transcript" / name, np.array(["[SOS]", *(CLASSES[i] for i in y), "[EOS]"]))
-    return root
+    return make_learnable_corpus(tmp_path_factory.mktemp("corpus"),
+                                 {"train-clean-100": 8, "dev-clean": 2, "test-clean": 2},
+                                 frames=150, n_features=8, n_classes=K, spread=2, seed=0)
 
 
 def small(corpus, tmp_path, **kw):

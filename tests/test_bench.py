@@ -12,14 +12,6 @@ from phonemekit import bench
 from phonemekit.data import DEMO_ROOT, AudioDataset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is fastest on a busy machine
-    yield
-    torch.set_num_threads(n)
-
-
 def test_bench_runs_end_to_end_on_a_tiny_corpus_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     args = ["--frames", "3000", "--mean-frames", "100", "--test-frames", "300", "--features", "8",

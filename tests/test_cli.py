@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from phonemekit import cli, submit
+from phonemekit import submit
 from phonemekit.cli import main, pick_recipe
 from phonemekit.data import DEMO_ROOT, AudioDataset
 from phonemekit.model import count_params
@@ -19,15 +19,6 @@ from phonemekit.train import RECIPES, load_recipe, make_model
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--set", "context=2", "--set", "hidden=[16]", "--set", "batch_size=64", "--set", "log_every=2"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models run fastest on one thread, and the suite shares 2 cores
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """phonemekit.ensemble: what a student relies on when several models vote on the test frames."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -8,38 +7,18 @@ import phonemekit.ensemble as ensemble
 from phonemekit.data import AudioDataset
 from phonemekit.ensemble import combine, compare, datasets_for, ensemble_predict, with_context
 from phonemekit.model import build_mlp
-from phonemekit.phonemes import CLASSES
+from phonemekit.synthetic import make_learnable_corpus
 from phonemekit.submit import predict
 from phonemekit.train import Config, fit
 
 F, K = 8, 8  # features per frame; classes used by the synthetic task
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """A learnable task in the Kaggle layout: each frame's label decides its features' mean."""
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    centroids = rng.normal(0, 2, (K, F)).astype(np.float32)
-    for part, n in (("train-clean-100", 8), ("dev-clean", 3)):
-        for sub in ("mfcc", "transcript"):
-            (root / part / sub).mkdir(parents=True)
-        for u in range(n):
-            t = int(rng.integers(60, 140))
-            y = rng.integers(0, K, t)
-            x = centroids[y] + rng.normal(0, 1, (t, F)).astype(np.float32)
-            name = f"{100 + u}-{len(part)}-{u:04d}.npy"
-            np.save(root / part / "mfcc" / name, x)
-            np.save(root / part / "transcript" / name, np.array(["[SOS]", *(CLASSES[i] for i in y), "[EOS]"]))
-    return root
+    return make_learnable_corpus(tmp_path_factory.mktemp("corpus"), {"train-clean-100": 8, "dev-clean": 3},
+                                 frames=(60, 140), n_features=F, n_classes=K, spread=2, seed=0)
 
 
 @pytest.fixture(scope="module")

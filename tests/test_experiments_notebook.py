@@ -6,7 +6,6 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
-import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]

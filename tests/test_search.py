@@ -3,11 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import yaml
 
 from phonemekit.model import SHAPES, count_params
-from phonemekit.phonemes import CLASSES
+from phonemekit.synthetic import make_learnable_corpus
 from phonemekit.search import (
     ablation, check_space, config_params, plot_results, random_search, sample, sweep_agent_main, sweep_train,
     to_wandb_sweep, write_sweep,
@@ -17,31 +16,11 @@ from phonemekit.train import Config, fit, load_checkpoint, load_recipe, make_mod
 F, K = 8, 8
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """A learnable task in the Kaggle layout: each frame's label decides its features' mean."""
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    centroids = rng.normal(0, 2, (K, F)).astype(np.float32)
-    for part, n in (("train-clean-100", 10), ("dev-clean", 3)):
-        for sub in ("mfcc", "transcript"):
-            (root / part / sub).mkdir(parents=True)
-        for u in range(n):
-            t = int(rng.integers(80, 160))
-            y = rng.integers(0, K, t)
-            x = centroids[y] + rng.normal(0, 1, (t, F)).astype(np.float32)
-            name = f"{100 + u}-{len(part)}-{u:04d}.npy"
-            np.save(root / part / "mfcc" / name, x)
-            np.save(root / part / "transcript" / name, np.array(["[SOS]", *(CLASSES[i] for i in y), "[EOS]"]))
-    return root
+    return make_learnable_corpus(tmp_path_factory.mktemp("corpus"), {"train-clean-100": 10, "dev-clean": 3},
+                                 frames=(80, 160), n_features=F, n_classes=K, spread=2, seed=0)
 
 
 @pytest.fixture

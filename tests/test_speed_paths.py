@@ -14,15 +14,6 @@ from phonemekit.train import evaluate, train_epoch
 CONTEXT = 4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models run fastest on one thread, and a loaded 2-core machine punishes two
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def demo():
     train = AudioDataset(DEMO_ROOT, "train-clean-100", context=CONTEXT, subset=0.5)

@@ -4,12 +4,11 @@ import json
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
 
-from phonemekit.phonemes import CLASSES
+from phonemekit.synthetic import make_learnable_corpus
 from phonemekit.train import (
     OPTIMIZERS, RECIPES, SCHEDULERS, Config, LinearWarmup, NonFiniteLossError, apply_overrides,
     evaluate, fit, load_checkpoint, load_recipe, make_datasets, make_loaders, make_optimizer,
@@ -20,32 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 K = 8  # classes used by the synthetic task: chance is 1/8
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models run fastest on one thread, and two busy threads on a loaded 2-core
-    # machine can slow a step a hundredfold
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """A learnable task in the Kaggle layout: each frame's label decides its features' mean."""
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    centroids = rng.normal(0, 2, (K, 8)).astype(np.float32)
-    for part, n in (("train-clean-100", 16), ("dev-clean", 4)):
-        for sub in ("mfcc", "transcript"):
-            (root / part / sub).mkdir(parents=True)
-        for u in range(n):
-            y = rng.integers(0, K, 200)
-            x = centroids[y] + rng.normal(0, 1, (200, 8)).astype(np.float32)
-            name = f"{100 + u}-{len(part)}-{u:04d}.npy"
-            np.save(root / part / "mfcc" / name, x)
-            np.save(root / part / "transcript" / name, np.array(["[SOS]", *(CLASSES[i] for i in y), "[EOS]"]))
-    return root
+    return make_learnable_corpus(tmp_path_factory.mktemp("corpus"), {"train-clean-100": 16, "dev-clean": 4},
+                                 frames=200, n_features=8, n_classes=K, spread=2, seed=0)
 
 
 def small(corpus, tmp_path, **kw):

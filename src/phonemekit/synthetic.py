@@ -75,3 +75,22 @@ def make_corpus(root, n_utterances: int, n_features: int = 28, seed: int = 0,
                 labels = phones[ids]
             write_utterance(root, partition, name, x, labels)
     return root
+
+
+def make_learnable_corpus(root, partitions=None, frames=200, n_features: int = 8, n_classes: int = 8,
+                          spread: float = 2.0, seed: int = 0, first_speaker: int = 100) -> Path:
+    """A corpus a small model can learn: each frame's label (one of n_classes) sets its features' mean.
+
+    partitions maps a partition to its number of utterances (default 16 train, 4 dev); frames is
+    a count per utterance or a (low, high) range. Every partition has transcripts, test included.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    centroids = rng.normal(0, spread, (n_classes, n_features)).astype(np.float32)
+    for part, n in (partitions or {"train-clean-100": 16, "dev-clean": 4}).items():
+        for u in range(n):
+            t = frames if isinstance(frames, int) else int(rng.integers(*frames))
+            y = rng.integers(0, n_classes, t)
+            x = centroids[y] + rng.normal(0, 1, (t, n_features)).astype(np.float32)
+            write_utterance(root, part, f"{first_speaker + u}-{len(part)}-{u:04d}", x, y)
+    return root
