@@ -568,6 +568,14 @@ def test_default_root_falls_back_to_the_demo_corpus_with_a_notice(fake_repo, cap
     assert AudioDataset(context=1).root == fake_repo / "data" / "demo"
 
 
+def test_default_root_without_data_or_demo_says_where_to_point_it(fake_repo, monkeypatch):
+    installed = fake_repo / "site-packages"  # an installed package: no data/ beside it
+    monkeypatch.setattr(data, "REPO_ROOT", installed)
+    monkeypatch.setattr(data, "DEMO_ROOT", installed / "data" / "demo")
+    with pytest.raises(FileNotFoundError, match="PHONEMEKIT_DATA"):
+        default_root()
+
+
 def test_default_root_prefers_kaggle_data_over_the_demo(fake_repo, tmp_path, monkeypatch, capsys):
     kaggle = fake_repo / "data" / "11785-s25-hw1p2"
     write_corpus(kaggle, {"1-1-0000": 3})

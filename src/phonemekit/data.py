@@ -87,6 +87,12 @@ def default_root(verbose: bool = True) -> Path:
             return find_root(c, skip={DEMO_ROOT})
         except FileNotFoundError:
             continue
+    if not DEMO_ROOT.is_dir():  # an installed package ships no demo corpus
+        raise FileNotFoundError(
+            "no HW1P2 data found in $PHONEMEKIT_DATA, ./data or /content/data, and no demo corpus "
+            f"at {DEMO_ROOT}: pass root= (the folder holding train-clean-100/), set PHONEMEKIT_DATA, "
+            "or run from a clone of the kit, which ships data/demo/"
+        )
     if verbose:
         print(f"phonemekit: no Kaggle data found (set PHONEMEKIT_DATA or pass root=), "
               f"using the demo corpus in {DEMO_ROOT}")
