@@ -555,6 +555,7 @@ def fake_repo(tmp_path, monkeypatch):
     write_corpus(demo, {"1-1-0000": 3})
     monkeypatch.setattr(data, "REPO_ROOT", repo)
     monkeypatch.setattr(data, "DEMO_ROOT", demo)
+    monkeypatch.setattr(data, "_demo_notice_given", False)
     monkeypatch.delenv("PHONEMEKIT_DATA", raising=False)
     work = tmp_path / "work"
     work.mkdir()
@@ -574,6 +575,11 @@ def test_default_root_without_data_or_demo_says_where_to_point_it(fake_repo, mon
     monkeypatch.setattr(data, "DEMO_ROOT", installed / "data" / "demo")
     with pytest.raises(FileNotFoundError, match="PHONEMEKIT_DATA"):
         default_root()
+
+
+def test_the_demo_notice_is_printed_once_per_process(fake_repo, capsys):
+    default_root(), default_root()
+    assert capsys.readouterr().out.count("no Kaggle data found") == 1
 
 
 def test_default_root_prefers_kaggle_data_over_the_demo(fake_repo, tmp_path, monkeypatch, capsys):

@@ -114,7 +114,7 @@ def test_draws_over_budget_are_skipped_before_training_and_counted(base, tmp_pat
     assert list(table.sort_values("trial")["hidden"]) == ["[8]", "[16]"] and (table["params"] <= 10_000).all()
     assert [s["reason"] for s in table.attrs["skipped"]] == ["over budget", "duplicate", "over budget"]
     assert pd.read_csv(tmp_path / "s" / "skipped.csv")["reason"].tolist() == ["over budget", "duplicate", "over budget"]
-    assert not (tmp_path / "s" / "trial-002").exists()  # nothing was trained for a skipped draw
+    assert sorted(d.name for d in (tmp_path / "s").glob("trial-*")) == ["trial-001", "trial-002"]  # none for a skipped draw
 
 
 def test_the_best_config_file_trains_the_winner_at_full_scale(base, tmp_path):

@@ -74,6 +74,9 @@ def find_root(path, skip=()) -> Path:
     )
 
 
+_demo_notice_given = False
+
+
 def default_root(verbose: bool = True) -> Path:
     """Kaggle data when it can be found, else the shipped demo corpus (with a one-line notice).
 
@@ -93,7 +96,9 @@ def default_root(verbose: bool = True) -> Path:
             f"at {DEMO_ROOT}: pass root= (the folder holding train-clean-100/), set PHONEMEKIT_DATA, "
             "or run from a clone of the kit, which ships data/demo/"
         )
-    if verbose:
+    global _demo_notice_given
+    if verbose and not _demo_notice_given:  # once per process: a search builds many datasets
+        _demo_notice_given = True
         print(f"phonemekit: no Kaggle data found (set PHONEMEKIT_DATA or pass root=), "
               f"using the demo corpus in {DEMO_ROOT}")
     return DEMO_ROOT

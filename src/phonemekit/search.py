@@ -263,7 +263,7 @@ def random_search(space: dict, base=None, budget: int = BUDGET, trials: int = 10
             skipped.append({**knobs, "reason": "duplicate"})
             continue
         seen.add(key)
-        trial = len(rows)
+        trial = len(rows) + 1  # numbered from 1, as printed
         try:
             # the short run: subset and epochs of the search, unless the space samples them too
             config = base.replace(**{"subset": subset, "epochs": epochs, **knobs,
@@ -277,7 +277,7 @@ def random_search(space: dict, base=None, budget: int = BUDGET, trials: int = 10
             continue
         if verbose:
             shown = ", ".join(f"{k}={_fmt(v)}" for k, v in knobs.items())
-            print(f"trial {trial + 1}/{trials}: {params:,} params | {shown}")
+            print(f"trial {trial}/{trials}: {params:,} params | {shown}")
         res = _train(config, cache, verbose)
         if verbose and res["status"] == "ok":
             print(f"  val acc {res['val_acc']:.2%} in {res['seconds']:.1f} s")
