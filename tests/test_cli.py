@@ -187,20 +187,15 @@ def test_score_without_answers_says_that_kaggle_scores_the_test_set(corpus, tmp_
 
 
 @pytest.fixture
-def no_credentials(tmp_path, monkeypatch):
-    for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
-        monkeypatch.delenv(var, raising=False)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-
+def no_kaggle(no_credentials, monkeypatch):
+    """No credentials, and the kaggle command must never run."""
     def no_network(*args, **kwargs):
         raise AssertionError("the kaggle command must not run without credentials")
 
     monkeypatch.setattr(submit.subprocess, "run", no_network)
 
 
-def test_submit_and_download_without_credentials_say_where_to_put_them(no_credentials, tmp_path, capsys):
+def test_submit_and_download_without_credentials_say_where_to_put_them(no_kaggle, tmp_path, capsys):
     path = write_submission([3, 3, 3], tmp_path / "s.csv")
     assert main(["submit", str(path), "-m", "first try", "--competition", "11785-s25-hw1p2", "--n-frames", "3"]) == 1
     assert "no Kaggle credentials" in capsys.readouterr().err
@@ -208,7 +203,7 @@ def test_submit_and_download_without_credentials_say_where_to_put_them(no_creden
     assert "KAGGLE_API_TOKEN" in capsys.readouterr().err
 
 
-def test_submit_validates_the_file_before_anything_else(no_credentials, tmp_path, capsys):
+def test_submit_validates_the_file_before_anything_else(no_kaggle, tmp_path, capsys):
     path = write_submission([3, 3], tmp_path / "s.csv")
     assert main(["submit", str(path), "-m", "x", "--competition", "c", "--n-frames", "3"]) == 1
     assert "expected 3" in capsys.readouterr().err

@@ -5,7 +5,7 @@ import torch
 
 import phonemekit.ensemble as ensemble
 from phonemekit.data import AudioDataset
-from phonemekit.ensemble import combine, compare, datasets_for, ensemble_predict, with_context
+from phonemekit.ensemble import combine, compare, datasets_for, ensemble_predict
 from phonemekit.model import build_mlp
 from phonemekit.synthetic import make_learnable_corpus
 from phonemekit.submit import predict
@@ -107,12 +107,12 @@ def test_members_trained_at_other_contexts_need_their_own_frames(dev):
 def test_a_dataset_at_another_context_equals_a_fresh_load(corpus, boundary):
     small = AudioDataset(corpus, "dev-clean", context=2, boundary=boundary)
     fresh = AudioDataset(corpus, "dev-clean", context=5, boundary=boundary)
-    derived = with_context(small, 5)
+    derived = small.with_context(5)
     idx = torch.arange(len(fresh))
     x, y = derived[idx]
     assert torch.equal(x, fresh[idx][0]) and torch.equal(y, fresh[idx][1])
     assert small.context == 2 and small[idx][0].shape[1] == 5  # the original is untouched
-    assert torch.equal(with_context(derived, 2)[idx][0], small[idx][0])
+    assert torch.equal(derived.with_context(2)[idx][0], small[idx][0])
 
 
 def test_datasets_of_different_frames_are_refused(corpus, dev):

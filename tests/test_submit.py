@@ -214,16 +214,6 @@ def test_score_names_an_extra_index_column(tmp_path):
 
 
 @pytest.fixture
-def no_credentials(tmp_path, monkeypatch):
-    for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
-        monkeypatch.delenv(var, raising=False)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    return home
-
-
-@pytest.fixture
 def kaggle_calls(monkeypatch):
     calls = []
     monkeypatch.setattr(submit, "_kaggle_cli", lambda: ["kaggle"])

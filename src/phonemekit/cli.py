@@ -112,14 +112,14 @@ def find_sample(root) -> Path | None:
 
 def submission_format(sample) -> tuple[tuple, str]:
     """(header, label_format) to write so that a file matches the sample's columns and label kind."""
-    from .submit import HEADER, _label_kind
+    from .submit import HEADER, label_kind
 
     if sample is None:
         return HEADER, "string"
     import pandas as pd
 
     df = pd.read_csv(sample, dtype=str, keep_default_na=False, nrows=100)
-    kind = _label_kind(df.iloc[:, 1]) if df.shape[1] == 2 and len(df) else None
+    kind = label_kind(df.iloc[:, 1]) if df.shape[1] == 2 and len(df) else None
     return tuple(df.columns), kind or "string"
 
 

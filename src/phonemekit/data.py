@@ -10,6 +10,7 @@ gather through a strided view of it.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -453,6 +454,26 @@ class AudioDataset(torch.utils.data.Dataset):
         utt = torch.searchsorted(offsets.to(idx.device), idx, right=True)
         return idx + self._row_offset * utt
 
+    def with_context(self, context: int) -> "AudioDataset":
+        """The same frames (utterances, normalisation, labels) with windows of another context.
+
+        Re-pads the stored rows instead of reading the files again: cheap, and a subset or a
+        custom normalisation stays exactly as it was (an ensemble's members may differ in context).
+        """
+        context = int(context)
+        if context == self.context:
+            return self
+        if context < 0:
+            raise ValueError(f"context={context} must be >= 0")
+        gap = context if self.boundary == "utterance" else 0
+        out = copy.copy(self)  # labels, offsets and utterances are shared, never changed
+        out.context, out.window, out._row_offset = context, 2 * context + 1, gap
+        out.features = self.features.new_zeros(
+            (len(self) + 2 * context + (len(self.utterances) - 1) * gap, self.n_features))
+        frames = torch.arange(len(self))  # a frame's row is its window's start + C
+        out.features[out.window_starts(frames) + context] = self.features[self.window_starts(frames) + self.context]
+        return out
+
     def __getitem__(self, i):
         if torch.is_tensor(i) and i.ndim == 0 and not i.dtype.is_floating_point:
             i = int(i)
@@ -594,14 +615,14 @@ class FrameLoader:
             self._labels = None if dataset.labels is None else dataset.labels.to(self.device)
         self._offsets = dataset._offsets_t.to(self._features.device)  # once, not per batch
 
-    def _shard(self) -> tuple[int, int, int]:
+    def shard(self) -> tuple[int, int, int]:
         """(start, length, smallest length) of this rank's shard of the epoch's order."""
         q, r = divmod(len(self.dataset), self.world_size)
         start = self.rank * q + min(self.rank, r)
         return start, q + (self.rank < r), q
 
     def __len__(self) -> int:
-        q = self._shard()[2]
+        q = self.shard()[2]
         return q // self.batch_size if self.drop_last else math.ceil(q / self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
@@ -623,7 +644,7 @@ class FrameLoader:
         return x, self._labels[idx].long()
 
     def _index_batches(self):
-        start, length, _ = self._shard()
+        start, length, _ = self.shard()
         mine = self.order()[start : start + length]
         if self.resident:
             mine = mine.to(self.device)

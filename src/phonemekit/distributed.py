@@ -89,7 +89,7 @@ def shard(loader, d: Dist) -> None:
 
 def shard_frames(loader) -> int:
     """Frames this process's shard holds in one pass (with drop_last=False)."""
-    return loader._shard()[1]
+    return loader.shard()[1]
 
 
 def all_sum(values, d: Dist | None) -> list[float]:

@@ -15,7 +15,6 @@ budget, and this is checked before anything is predicted.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pandas as pd
@@ -65,32 +64,6 @@ def model_context(model: torch.nn.Module, n_features: int) -> int:
     return (window - 1) // 2
 
 
-def with_context(dataset, context: int):
-    """The same frames (same utterances, normalisation, labels) with windows of another context.
-
-    Re-pads the stored feature rows instead of reading the files again: cheap, and it keeps
-    a subset or a custom normalisation exactly as it was.
-    """
-    context = int(context)
-    if context == dataset.context:
-        return dataset
-    if context < 0:
-        raise ValueError(f"context={context} must be >= 0")
-    old_c, gap_old = dataset.context, dataset.context if dataset.boundary == "utterance" else 0
-    gap_new = context if dataset.boundary == "utterance" else 0
-    total, n_utt = len(dataset), len(dataset.offsets) - 1
-    frames = torch.arange(total)
-    utt = torch.searchsorted(torch.as_tensor(dataset.offsets[1:-1]), frames, right=True)
-    old_rows = old_c + frames + utt * gap_old
-    new_rows = context + frames + utt * gap_new
-    features = dataset.features.new_zeros((total + 2 * context + (n_utt - 1) * gap_new, dataset.n_features))
-    features[new_rows] = dataset.features[old_rows]
-    out = copy.copy(dataset)  # labels, offsets, utterances are shared, never changed
-    out.features, out.context, out.window = features, context, 2 * context + 1
-    out._row_offset = context if dataset.boundary == "utterance" else 0
-    return out
-
-
 def datasets_for(models, dataset) -> list:
     """One dataset per member, each at the context that member was built for."""
     cache = {dataset.context: dataset}
@@ -98,7 +71,7 @@ def datasets_for(models, dataset) -> list:
     for m in load_members(models):
         c = model_context(m, dataset.n_features)
         if c not in cache:
-            cache[c] = with_context(dataset, c)
+            cache[c] = dataset.with_context(c)
         out.append(cache[c])
     return out
 

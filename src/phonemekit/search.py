@@ -562,9 +562,9 @@ def sweep_agent_main(argv=None) -> int:
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="change the base on this machine, e.g. root=/content/data device=cuda")
     args = p.parse_args(argv)
-    from .train import _wandb_has_key
+    from .train import wandb_has_key
 
-    if not _wandb_has_key():
+    if not wandb_has_key():
         raise SystemExit(
             "phonemekit sweep-agent: wandb needs an API key to talk to the sweep controller. Set "
             "WANDB_API_KEY in the environment (on Colab: add it under Secrets, then "

@@ -137,7 +137,7 @@ def _read_csv(path) -> pd.DataFrame:
         raise ValueError(f"{path} is not a well-formed CSV ({e}); rewrite it with write_submission") from None
 
 
-def _label_kind(values) -> str | None:
+def label_kind(values) -> str | None:
     """'string' if all are phoneme classes, 'int' if all are class indices, else None."""
     v = pd.Series(values, dtype=str)
     if v.isin(CLASSES).all():
@@ -202,7 +202,7 @@ def validate_submission(path, n_frames: int, sample=None, header=HEADER) -> bool
         )
 
     labels = df[label_col]
-    kind = _label_kind(labels)
+    kind = label_kind(labels)
     if kind is None:
         known = labels.isin(CLASSES) | labels.isin(INDICES)
         if known.all():
@@ -213,7 +213,7 @@ def validate_submission(path, n_frames: int, sample=None, header=HEADER) -> bool
             f"({CLASSES[0]}, {CLASSES[1]}, ..., {CLASSES[-1]}) or indices 0..{NUM_CLASSES - 1}"
         )
     if sample_df is not None and len(sample_df):
-        sample_kind = _label_kind(sample_df[label_col])
+        sample_kind = label_kind(sample_df[label_col])
         if sample_kind is not None and sample_kind != kind:
             fmt = "string" if sample_kind == "string" else "int"
             raise ValueError(
@@ -236,7 +236,7 @@ def score_submission(path, labels) -> float:
     header = cols if len(cols) == 2 else cols[1:] if len(cols) == 3 else HEADER
     validate_submission(path, len(labels), header=header)
     got = df.iloc[:, 1]
-    got = (got.map({c: i for i, c in enumerate(CLASSES)}) if _label_kind(got) == "string"
+    got = (got.map({c: i for i, c in enumerate(CLASSES)}) if label_kind(got) == "string"
            else got.astype(np.int64)).to_numpy(np.int64)
     if labels.dtype.kind in "OUS":
         index = {c: i for i, c in enumerate(CLASSES)}

@@ -726,7 +726,7 @@ def _find_resume(resume, checkpoint_dir: Path, verbose: bool) -> Path | None:
 # wandb, as callbacks
 
 
-def _wandb_has_key() -> bool:
+def wandb_has_key() -> bool:
     if os.environ.get("WANDB_API_KEY"):
         return True
     import netrc
@@ -752,7 +752,7 @@ def wandb_callbacks(config: Config, run_id: str | None = None) -> dict:
     except ImportError:
         raise ImportError("wandb_mode is set but wandb is not installed: pip install wandb "
                           "(or set wandb_mode='disabled')") from None
-    if mode == "online" and not _wandb_has_key():
+    if mode == "online" and not wandb_has_key():
         raise RuntimeError(
             "wandb_mode='online' needs an API key: set WANDB_API_KEY in the environment "
             "(on Colab: add it as a secret and run os.environ['WANDB_API_KEY'] = "
