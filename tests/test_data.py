@@ -600,3 +600,9 @@ def test_synthetic_corpus_has_the_kaggle_layout_and_loads(tmp_path):
     ds = AudioDataset(tmp_path, context=2)
     assert len(ds.utterances) == 6 and ds.n_features == 15
     assert AudioDataset(tmp_path, "test-clean", context=2).labels is None
+
+
+def test_utterance_shapes_reads_headers_in_sorted_order(tmp_path):
+    write_corpus(tmp_path, {"b-1-0001": 4, "a-1-0000": 7}, f=15)
+    assert data.utterance_shapes(tmp_path, "train-clean-100") == [(7, 15), (4, 15)]
+    assert data.utterance_shapes(tmp_path, "train-clean-100", limit=1) == [(7, 15)]

@@ -69,32 +69,25 @@ def pick_recipe(name: str = "auto", root=None):
                     f"{where}; choose RECIPE='strong' on a GPU for a real run")
 
 
-def _npy_frames(path: Path) -> tuple[int, int]:
-    # the header alone: mmap reads no data
-    return np.load(path, mmap_mode="r", allow_pickle=False).shape
-
-
 def count_frames(root, partition: str = "test-clean") -> int:
     """Frames in a partition, from the .npy headers (nothing is loaded)."""
-    from .data import find_root
+    from .data import utterance_shapes
 
-    folder = find_root(root) / partition / "mfcc"
-    files = sorted(folder.glob("*.npy")) if folder.is_dir() else []
-    if not files:
-        raise FileNotFoundError(f"{folder} holds no .npy files: pass --root with the folder of the Kaggle "
-                                "data (it holds test-clean/), or give --n-frames")
-    return sum(_npy_frames(p)[0] for p in files)
+    try:
+        return sum(t for t, _ in utterance_shapes(root, partition))
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e}; or give --n-frames") from None
 
 
 def n_features(root, partition: str = "train-clean-100") -> int:
     """The feature dimension of the data (28 today, 27 or fewer in older semesters)."""
-    from .data import find_root
+    from .data import utterance_shapes
 
-    root = find_root(root)
     for part in (partition, "dev-clean", "test-clean"):
-        files = sorted((root / part / "mfcc").glob("*.npy"))
-        if files:
-            return int(_npy_frames(files[0])[1])
+        try:
+            return utterance_shapes(root, part, limit=1)[0][1]
+        except FileNotFoundError:
+            continue
     raise FileNotFoundError(f"no mfcc/*.npy under {root}: pass --features N")
 
 
@@ -187,7 +180,7 @@ def config_changes(config) -> str:
 def dry_run(config, steps: int = DRY_RUN_STEPS, verbose: bool = True):
     """Train and validate on about `steps` batches through fit(), save and reload the checkpoint,
     and delete it again. Checks data, model, budget, optimiser, AMP and checkpointing in seconds."""
-    from .data import default_root, find_root
+    from .data import default_root, find_root, utterance_shapes
     from .train import fit, load_checkpoint
 
     root = find_root(config.root) if config.root else default_root(verbose=verbose)
@@ -196,7 +189,7 @@ def dry_run(config, steps: int = DRY_RUN_STEPS, verbose: bool = True):
     if not train_files or not val_files:
         raise FileNotFoundError(f"{root} lacks {config.train_partition}/mfcc or {config.val_partition}/mfcc .npy files")
     # enough utterances for `steps` training batches, judged from the first files' lengths
-    mean = max(1.0, float(np.mean([_npy_frames(p)[0] for p in train_files[:64]])))
+    mean = max(1.0, float(np.mean([t for t, _ in utterance_shapes(root, config.train_partition, limit=64)])))
     need = math.ceil(steps * config.batch_size / mean) + 1
     eval_bs = config.eval_batch_size or 4 * config.batch_size
     subset = min(config.subset, need / len(train_files))

@@ -248,6 +248,13 @@ def _train_partition(root: Path) -> str:
     )
 
 
+def utterance_shapes(root, partition: str, limit: int | None = None) -> list[tuple[int, int]]:
+    """(frames, features) of each utterance of a partition, in sorted order, from the .npy headers
+    alone (nothing is loaded); only the first `limit` files when given."""
+    files = _partition_files(find_root(root), partition, with_labels=False)[0]
+    return [_feature_shape(f) for f in files[:limit]]
+
+
 def compute_stats(root, partition: str = "train-clean-100", files=None) -> tuple[np.ndarray, np.ndarray]:
     """Per-coefficient mean and std over every frame of a partition (for normalize="global")."""
     files = files or _partition_files(find_root(root), partition, with_labels=False)[0]

@@ -131,13 +131,9 @@ def sample(space: dict, rng: np.random.Generator, sampler="random", budget: int 
 
 @functools.cache
 def _n_features_of(root: str, partition: str) -> int:
-    from .data import find_root
+    from .data import utterance_shapes
 
-    folder = find_root(root) / partition / "mfcc"
-    first = next(iter(sorted(folder.glob("*.npy"))), None)
-    if first is None:
-        raise FileNotFoundError(f"{folder} holds no .npy files: check the data root")
-    return int(np.load(first, mmap_mode="r").shape[1])  # reads the header only
+    return utterance_shapes(root, partition, limit=1)[0][1]
 
 
 def n_features(config: Config) -> int:
