@@ -151,7 +151,7 @@ def test_swa_averages_the_epochs_from_swa_start_and_recomputes_batchnorm_over_th
 def test_swa_lr_takes_the_learning_rate_to_the_constant_asked_for(corpus, tmp_path):
     result = run(small(corpus, tmp_path, epochs=5, lr=4e-3, scheduler="cosine", swa_start=2, swa_lr=1e-3))
     lr = result.history.lr.tolist()
-    assert lr[0] == pytest.approx(4e-3)
+    assert 3e-3 < lr[0] < 4e-3  # the cosine decay of epoch 1, before SWA
     assert lr[-1] == pytest.approx(1e-3) and lr[-2] == pytest.approx(1e-3)
 
 

@@ -10,12 +10,14 @@ import pytest
 import torch
 
 from phonemekit import submit
-from phonemekit.cli import main, pick_recipe
+from phonemekit.cli import main
+from phonemekit.config import pick_recipe
 from phonemekit.data import DEMO_ROOT, AudioDataset
 from phonemekit.model import count_params
 from phonemekit.submit import validate_submission, write_submission
 from phonemekit.synthetic import make_corpus
-from phonemekit.train import RECIPES, load_recipe, make_model
+from phonemekit.config import recipes
+from phonemekit.train import load_recipe, make_model
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--set", "context=2", "--set", "hidden=[16]", "--set", "batch_size=64", "--set", "log_every=2"]
@@ -83,7 +85,7 @@ def test_python_m_phonemekit_lists_every_command():
 def test_recipes_lists_every_recipe(capsys):
     assert main(["recipes"]) == 0
     out = capsys.readouterr().out
-    for name in [*RECIPES, "auto"]:
+    for name in [*recipes(), "auto"]:
         assert f"\n{name} " in "\n" + out
 
 

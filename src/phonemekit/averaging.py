@@ -11,6 +11,9 @@ the history as its own column:
                                     training data before each evaluation. swa_lr (optional)
                                     anneals the lr to a constant with SWALR.
 
+Each is a callback of fit()'s loop (on_step, on_epoch_end), not a branch inside it. The
+columns are named after the task's metric: val_acc_avg for HW1P2, val_dist_avg for HW3P2.
+
 Files in checkpoint_dir, each loadable with load_checkpoint (and `phonemekit predict`):
     avg.pt, ema.pt, swa.pt   that averaged model at the epoch where its val accuracy was best
     epoch-NNN.pt             the weights after epoch NNN, the last k kept (average_last=k)
@@ -24,12 +27,15 @@ average of the last k epochs is rebuilt from the epoch-NNN.pt files.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import os
 from pathlib import Path
 
 import torch
-from torch.optim.swa_utils import AveragedModel, update_bn
+from torch.optim.swa_utils import AveragedModel
+
+from . import checkpoint, distributed
+from .config import Config
 
 KINDS = ("avg", "ema", "swa")
 
@@ -50,16 +56,6 @@ def average_states(states: list[dict]) -> dict:
     return out
 
 
-def _load(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise ValueError(f"{path} is not a phonemekit checkpoint (no 'model' and 'config'): pass "
-                         "last.pt, best.pt, epoch-NNN.pt, avg.pt, ema.pt or swa.pt files")
-    return ckpt
-
-
 def average_checkpoints(paths, out=None, device="cpu") -> torch.nn.Module:
     """A model whose weights are the mean of the checkpoints' weights (in eval mode, on device).
 
@@ -67,12 +63,10 @@ def average_checkpoints(paths, out=None, device="cpu") -> torch.nn.Module:
     usually the last few epochs of one run. out: also write the average there as a checkpoint
     that load_checkpoint and `phonemekit predict` read.
     """
-    from .train import Config, make_model
-
     paths = [Path(p).expanduser() for p in paths]
     if not paths:
         raise ValueError("average_checkpoints needs at least one checkpoint path")
-    ckpts = [_load(p) for p in paths]
+    ckpts = [checkpoint.read(p) for p in paths]
     first = ckpts[0]
     shapes = {k: tuple(v.shape) for k, v in first["model"].items()}
     for p, c in zip(paths[1:], ckpts[1:]):
@@ -83,23 +77,15 @@ def average_checkpoints(paths, out=None, device="cpu") -> torch.nn.Module:
                              "checkpoints of one architecture only (the same run's epochs)")
     state = average_states([c["model"] for c in ckpts])
     config = Config.from_dict(first["config"])
-    model = make_model(config.replace(param_limit=None), first["in_features"])
+    model = checkpoint.make_model(config.replace(param_limit=None), first)
     model.load_state_dict(state)
     if out is not None:
-        meta = {k: v for k, v in first.items() if k in _META_KEYS}
-        _atomic_save({**meta, "kind": "avg", "model": state, "epoch": max(int(c.get("epoch", 0)) for c in ckpts),
-                      "averaged_from": [str(p) for p in paths]}, Path(out).expanduser())
+        out = Path(out).expanduser()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.save({**checkpoint.meta_of(first), "kind": "avg", "model": state,
+                         "epoch": max(int(c.get("epoch", 0)) for c in ckpts),
+                         "averaged_from": [str(p) for p in paths]}, out)
     return model.to(device).eval()
-
-
-_META_KEYS = ("format", "config", "in_features", "n_features", "context", "torch_version")
-
-
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class EMA:
@@ -130,114 +116,172 @@ def _has_batchnorm(model) -> bool:
     return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-class Averaging:
-    """The averaged models a Config switches on, kept up to date by fit().
+@torch.no_grad()
+def update_bn(loader, model: torch.nn.Module, inputs: int = 1, amp=None) -> None:
+    """BatchNorm statistics recomputed over one pass of the training data (no gradients):
+    averaged weights need their own. inputs: how many leading batch tensors the model takes."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = {m: m.momentum for m in norms}
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the pass
+    was_training = model.training
+    model.train()
+    device = next(model.parameters()).device
+    with amp if amp is not None else contextlib.nullcontext():
+        for batch in loader:
+            model(*(t.to(device, non_blocking=True) for t in batch[:inputs]))
+    for m in norms:
+        m.momentum = momenta[m]
+    model.train(was_training)
 
-    on_step() after every optimizer step; end_epoch() after every epoch returns the models to
-    validate; record() saves the best of each kind; state_dict()/load_state_dict() go in last.pt.
-    """
 
-    def __init__(self, config, model: torch.nn.Module, checkpoint_dir: Path, meta: dict, main: bool = True,
-                 verbose: bool = True):
-        self.config, self.model, self.dir, self.meta, self.main = config, model, Path(checkpoint_dir), meta, main
-        self.verbose = verbose and main
-        self.k = config.average_last or 0
-        self.recent: list[dict] = []  # CPU state_dicts after each of the last k epochs
-        self.avg_model = copy.deepcopy(model).requires_grad_(False) if self.k else None
-        self.ema = EMA(model, config.ema_decay) if config.ema_decay else None
-        self.swa = AveragedModel(model) if config.swa_start else None
-        self.kinds = [k for k, on in zip(KINDS, (self.k, self.ema, self.swa)) if on]
-        self.best = {k: -1.0 for k in self.kinds}
-        self.latest: dict[str, torch.nn.Module] = {}
+class _Averager:
+    """The common part: validate the averaged model after each epoch, keep its best as <name>.pt."""
 
-    @property
-    def columns(self) -> list[str]:
-        return [f"val_acc_{k}" for k in self.kinds]
+    name = "avg"
 
-    def on_step(self) -> None:
-        if self.ema is not None:
-            self.ema.update()
+    def __init__(self, run):
+        self.best = None
+        self.higher = run.task.higher_is_better
 
-    def end_epoch(self, epoch: int, train_loader, autocast, reduce_buffers=None) -> dict:
-        """{kind: model} to validate after `epoch` (1-based). autocast: a context manager factory
-        for the BatchNorm pass of SWA; reduce_buffers(model) averages BatchNorm statistics
-        across processes (several GPUs)."""
-        models = {}
-        if self.k:
-            state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-            self.recent = (self.recent + [state])[-self.k:]
-            if self.main:
-                self._write_epoch_file(epoch, state)
-            self.avg_model.load_state_dict(average_states(self.recent))
-            models["avg"] = self.avg_model
-        if self.ema is not None:
-            models["ema"] = self.ema.model
-        if self.swa is not None and epoch >= self.config.swa_start:
-            self.swa.update_parameters(self.model)
-            if _has_batchnorm(self.swa.module):
-                # the averaged weights need their own BatchNorm statistics: one forward pass
-                # over the training data (no gradients) recomputes them
-                with autocast():
-                    update_bn(train_loader, self.swa.module)
-                if reduce_buffers is not None:
-                    reduce_buffers(self.swa.module)
-            models["swa"] = self.swa.module
-        self.latest = models
-        return models
+    def averaged(self):
+        raise NotImplementedError
 
-    def models(self) -> dict:
-        """{kind: model} as they stand now (after the last epoch trained or loaded)."""
-        out = {}
-        if self.k and self.recent:
-            if "avg" not in self.latest:
-                self.avg_model.load_state_dict(average_states(self.recent))
-            out["avg"] = self.avg_model
-        if self.ema is not None:
-            out["ema"] = self.ema.model
-        if self.swa is not None and int(self.swa.n_averaged) > 0:
-            out["swa"] = self.swa.module
-        return out
-
-    def record(self, epoch: int, accs: dict) -> None:
-        """Keep the best model of each kind as <kind>.pt (avg.pt, ema.pt, swa.pt)."""
-        for kind, acc in accs.items():
-            if acc > self.best[kind]:
-                self.best[kind] = acc
-                if self.main:
-                    state = self.latest[kind].state_dict()
-                    _atomic_save({**self.meta, "kind": kind, "epoch": epoch, "val_acc": acc, "model": state},
-                                 self.dir / f"{kind}.pt")
-
-    def _write_epoch_file(self, epoch: int, state: dict) -> None:
-        _atomic_save({**self.meta, "kind": "epoch", "epoch": epoch, "model": state}, self.dir / f"epoch-{epoch:03d}.pt")
-        for p in self.dir.glob("epoch-*.pt"):  # only the last k are needed
-            n = p.stem.partition("-")[2]
-            if n.isdigit() and int(n) <= epoch - self.k:
-                p.unlink(missing_ok=True)
+    def on_epoch_end(self, run) -> None:
+        model = self.update_epoch(run)
+        if model is None:
+            return
+        metric = run.task.metric
+        score = run.validate(model)[metric]
+        run.metrics[f"{metric}_{self.name}"] = score
+        if self.best is None or (score > self.best if self.higher else score < self.best):
+            self.best = score
+            if run.main:
+                checkpoint.save({**run.meta, "kind": self.name, "epoch": run.epoch, metric: score,
+                                 "model": model.state_dict()}, run.dir / f"{self.name}.pt")
 
     def state_dict(self) -> dict:
-        return {"ema": self.ema.model.state_dict() if self.ema is not None else None,
-                "swa": self.swa.state_dict() if self.swa is not None else None,
-                "best": dict(self.best)}
+        return {"best": self.best}
 
-    def load_state_dict(self, state: dict | None, epoch: int) -> None:
-        """Continue after `epoch` from last.pt's state; the last k weights come from epoch-NNN.pt."""
-        state = state or {}
-        self.best.update({k: v for k, v in (state.get("best") or {}).items() if k in self.best})
-        if self.ema is not None and state.get("ema") is not None:
-            self.ema.model.load_state_dict(state["ema"])
-        elif self.ema is not None and self.verbose and epoch:
-            print(f"phonemekit: the checkpoint has no EMA of the weights; it starts from the weights of epoch {epoch}")
-        if self.swa is not None and state.get("swa") is not None:
+    def load_state_dict(self, state, run) -> None:
+        self.best = (state or {}).get("best")
+
+
+class LastK(_Averager):
+    """The mean of the weights after the last k epochs; epoch-NNN.pt keeps each of them."""
+
+    name = "avg"
+
+    def __init__(self, run, k: int):
+        super().__init__(run)
+        self.k, self.model = k, run.model
+        self.recent: list[dict] = []  # CPU state_dicts after each of the last k epochs
+        self.avg_model = copy.deepcopy(run.model).requires_grad_(False)
+
+    def update_epoch(self, run):
+        state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        self.recent = (self.recent + [state])[-self.k:]
+        if run.main:
+            checkpoint.save({**run.meta, "kind": "epoch", "epoch": run.epoch, "model": state},
+                            run.dir / f"epoch-{run.epoch:03d}.pt")
+            for p in run.dir.glob("epoch-*.pt"):  # only the last k are needed
+                n = p.stem.partition("-")[2]
+                if n.isdigit() and int(n) <= run.epoch - self.k:
+                    p.unlink(missing_ok=True)
+        self.avg_model.load_state_dict(average_states(self.recent))
+        return self.avg_model
+
+    def averaged(self):
+        if not self.recent:
+            return None
+        self.avg_model.load_state_dict(average_states(self.recent))
+        return self.avg_model
+
+    def load_state_dict(self, state, run) -> None:
+        """The last k weights come back from the epoch-NNN.pt files."""
+        super().load_state_dict(state, run)
+        wanted = range(max(1, run.epoch - self.k + 1), run.epoch + 1)
+        files = [run.dir / f"epoch-{e:03d}.pt" for e in wanted]
+        found = [f for f in files if f.is_file()]
+        self.recent = [checkpoint.read(f)["model"] for f in found]
+        if len(found) < len(files) and run.verbose:
+            print(f"phonemekit: average_last={self.k}: {len(files) - len(found)} of the epoch files "
+                  f"{files[0].name}..{files[-1].name} are missing in {run.dir}; the average starts "
+                  f"from the {len(found)} found")
+
+
+class EMACallback(_Averager):
+    """The EMA of the weights, updated after every optimizer step."""
+
+    name = "ema"
+
+    def __init__(self, run, decay: float):
+        super().__init__(run)
+        self.ema = EMA(run.model, decay)
+
+    def on_step(self, run) -> None:
+        self.ema.update()
+
+    def update_epoch(self, run):
+        distributed.broadcast_buffers(self.ema.model, run.ddp)
+        return self.ema.model
+
+    def averaged(self):
+        return self.ema.model
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "model": self.ema.model.state_dict()}
+
+    def load_state_dict(self, state, run) -> None:
+        super().load_state_dict(state, run)
+        if state and state.get("model") is not None:
+            self.ema.model.load_state_dict(state["model"])
+        elif run.epoch and run.verbose:
+            print(f"phonemekit: the checkpoint has no EMA of the weights; it starts from the weights of epoch {run.epoch}")
+
+
+class SWACallback(_Averager):
+    """SWA: the mean of the weights after epochs swa_start, swa_start + 1, ... (the lr schedule's
+    SWA phase is phonemekit.schedule's)."""
+
+    name = "swa"
+
+    def __init__(self, run, start: int):
+        super().__init__(run)
+        self.start, self.swa = start, AveragedModel(run.model)
+
+    def update_epoch(self, run):
+        if run.epoch < self.start:
+            return None
+        self.swa.update_parameters(run.model)
+        if _has_batchnorm(self.swa.module):
+            amp = torch.amp.autocast(run.device.type, dtype=run.amp_dtype) if run.amp_dtype is not None else None
+            update_bn(run.train_loader, self.swa.module, run.task.inputs, amp)
+            distributed.average_buffers(self.swa.module, run.ddp)
+        return self.swa.module
+
+    def averaged(self):
+        return self.swa.module if int(self.swa.n_averaged) > 0 else None
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "swa": self.swa.state_dict()}
+
+    def load_state_dict(self, state, run) -> None:
+        super().load_state_dict(state, run)
+        if state and state.get("swa") is not None:
             self.swa.load_state_dict(state["swa"])
-        elif self.swa is not None and self.verbose and epoch >= self.config.swa_start:
-            print(f"phonemekit: the checkpoint has no SWA average; it starts at epoch {epoch + 1}")
-        if self.k:
-            wanted = range(max(1, epoch - self.k + 1), epoch + 1)
-            files = [self.dir / f"epoch-{e:03d}.pt" for e in wanted]
-            found = [f for f in files if f.is_file()]
-            self.recent = [_load(f)["model"] for f in found]
-            if len(found) < len(files) and self.verbose:
-                print(f"phonemekit: average_last={self.k}: {len(files) - len(found)} of the epoch files "
-                      f"{files[0].name}..{files[-1].name} are missing in {self.dir}; the average starts "
-                      f"from the {len(found)} found")
+        elif run.epoch >= self.start and run.verbose:
+            print(f"phonemekit: the checkpoint has no SWA average; it starts at epoch {run.epoch + 1}")
+
+
+def averaging_callbacks(config, run) -> list:
+    """The averaging the config switches on (average_last, ema_decay, swa_start), as callbacks."""
+    out = []
+    if config.average_last:
+        out.append(LastK(run, config.average_last))
+    if config.ema_decay:
+        out.append(EMACallback(run, config.ema_decay))
+    if config.swa_start:
+        out.append(SWACallback(run, config.swa_start))
+    return out

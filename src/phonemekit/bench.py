@@ -88,9 +88,9 @@ class NotebookDataset(torch.utils.data.Dataset):
 
 
 def _autocast(device, amp_dtype):
-    from .train import _autocast
+    from .train import autocast
 
-    return _autocast(device, amp_dtype)
+    return autocast(device, amp_dtype)
 
 
 def notebook_steps(model, batches, optimizer, scaler, amp_dtype, device, steps: int) -> dict:
@@ -344,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model(args, in_features, device):
-    from .train import Config, load_recipe, make_model
+    from .checkpoint import make_model
+    from .config import Config, load_recipe
 
     if args.model == "strong":
         config = load_recipe("strong", context=args.context)
@@ -481,14 +482,14 @@ def _measure(args, root, device, amp_dtype, log) -> dict:
     with Phase(device) as to_device:
         loader = kit_loader()
     t = time.perf_counter()
-    train.train_epoch(b_step, Cycle(loader, args.warmup), b_opt, None, b_scaler, amp_dtype)
+    train.train_epoch(b_step, Cycle(loader, args.warmup), b_opt, b_scaler, amp_dtype)
     b_warm = time.perf_counter() - t
     # (c) the floor: the kit's loop on one batch already on the device
     batch = tuple(x.to(device) for x in next(iter(Cycle(loader, 1))))
     c_model, c_step = fresh()
     c_opt, c_scaler = train.make_optimizer(config, c_model), scaler()
     t = time.perf_counter()
-    train.train_epoch(c_step, Repeat(batch, args.warmup), c_opt, None, c_scaler, amp_dtype)
+    train.train_epoch(c_step, Repeat(batch, args.warmup), c_opt, c_scaler, amp_dtype)
     c_warm = time.perf_counter() - t
 
     runs = {"notebook": [], "kit": [], "floor": []}
@@ -497,13 +498,13 @@ def _measure(args, root, device, amp_dtype, log) -> dict:
             r = notebook_steps(a_step, a_batches, a_opt, a_scaler, amp_dtype, device, n_nb)
         runs["notebook"].append(_phase_result(ph, r["frames"], n_nb, a_warm))
         with Phase(device) as ph:
-            r = train.train_epoch(b_step, Cycle(loader, n_kit), b_opt, None, b_scaler, amp_dtype,
+            r = train.train_epoch(b_step, Cycle(loader, n_kit), b_opt, b_scaler, amp_dtype,
                                   log_every=config.log_every)
-        runs["kit"].append(_phase_result(ph, r["frames"], n_kit, b_warm))
+        runs["kit"].append(_phase_result(ph, r["count"], n_kit, b_warm))
         with Phase(device) as ph:
-            r = train.train_epoch(c_step, Repeat(batch, n_kit), c_opt, None, c_scaler, amp_dtype,
+            r = train.train_epoch(c_step, Repeat(batch, n_kit), c_opt, c_scaler, amp_dtype,
                                   log_every=config.log_every)
-        runs["floor"].append(_phase_result(ph, r["frames"], n_kit, c_warm))
+        runs["floor"].append(_phase_result(ph, r["count"], n_kit, c_warm))
     del a_batches
     for k, rs in runs.items():  # the fastest repeat; peaks over all repeats
         best = max(rs, key=lambda r: r["frames_per_s"])

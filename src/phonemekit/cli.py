@@ -1,31 +1,23 @@
 """The command line: the notebook's steps for a remote GPU box (nohup, tmux, a lab server).
 
     python -m phonemekit recipes
-    python -m phonemekit summary --config configs/strong.yaml
-    python -m phonemekit train --config configs/strong.yaml --set lr=1e-3 --set context=35
-    python -m phonemekit train --config configs/strong.yaml --resume     # after a crash
+    python -m phonemekit summary --config strong
+    python -m phonemekit train --config strong --set lr=1e-3 --set context=35
+    python -m phonemekit train --config strong --resume     # after a crash, or with more epochs
     python -m phonemekit predict --checkpoint checkpoints/strong/best.pt --out submission.csv
     python -m phonemekit submit submission.csv -m "pyramid, context 30" --competition 11785-s25-hw1p2
 
 Every command calls the same functions as the notebook; `--help` on each says what it takes.
-pick_recipe (the notebook's RECIPE="auto") lives here because both front ends use it.
+Only argparse and the cmd_* functions live here: each calls the module of its step.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
-
-import numpy as np
-
-PARAM_BUDGET = 20_000_000  # the course's limit, ensembles included
-DRY_RUN_STEPS = 3
 
 # subcommands whose options belong to another module: everything after the name goes there
 DELEGATED = {
@@ -33,100 +25,6 @@ DELEGATED = {
     "sweep-agent": ("phonemekit.search", "sweep_agent_main",
                     "run a wandb sweep agent: python -m phonemekit sweep-agent SWEEP_ID [options]"),
 }
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers shared by the notebook and the commands
-
-
-def pick_recipe(name: str = "auto", root=None):
-    """(Config, one line saying what was picked and why) for a recipe name, a .yaml/.json file or "auto".
-
-    "auto": the strong recipe with a GPU and the Kaggle data; otherwise the CPU-sized
-    "cpu-demo" (on 2% of the training utterances when the Kaggle data is there but no GPU,
-    so that it still ends in minutes). The config's root is set to the data found.
-    """
-    import torch
-
-    from .data import default_root, find_root, is_demo
-    from .train import load_recipe
-
-    root = find_root(root) if root is not None else default_root(verbose=False)
-    demo, gpu = is_demo(root), torch.cuda.is_available()
-    where = "the demo corpus" if demo else f"the data in {root}"
-    if name != "auto":
-        config = load_recipe(name, root=str(root))
-        return config, f"phonemekit: recipe {name!r} on {where}"
-    if gpu and not demo:
-        return load_recipe("strong", root=str(root)), f"phonemekit: GPU and Kaggle data found: recipe 'strong' on {where}"
-    if demo:
-        why = ("no Kaggle data found (only the demo corpus)" if gpu
-               else "no GPU and no Kaggle data (only the demo corpus)")
-        return (load_recipe("cpu-demo", root=str(root)),
-                f"phonemekit: {why}, so RECIPE='auto' picks the CPU-sized recipe 'cpu-demo' on it")
-    config = load_recipe("cpu-demo", root=str(root), subset=0.02, val_subset=0.1)
-    return config, (f"phonemekit: no GPU, so RECIPE='auto' picks the CPU-sized recipe 'cpu-demo' on 2% of "
-                    f"{where}; choose RECIPE='strong' on a GPU for a real run")
-
-
-def count_frames(root, partition: str = "test-clean") -> int:
-    """Frames in a partition, from the .npy headers (nothing is loaded)."""
-    from .data import utterance_shapes
-
-    try:
-        return sum(t for t, _ in utterance_shapes(root, partition))
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"{e}; or give --n-frames") from None
-
-
-def n_features(root, partition: str = "train-clean-100") -> int:
-    """The feature dimension of the data (28 today, 27 or fewer in older semesters)."""
-    from .data import utterance_shapes
-
-    for part in (partition, "dev-clean", "test-clean"):
-        try:
-            return utterance_shapes(root, part, limit=1)[0][1]
-        except FileNotFoundError:
-            continue
-    raise FileNotFoundError(f"no mfcc/*.npy under {root}: pass --features N")
-
-
-def find_sample(root) -> Path | None:
-    """The competition's sample_submission.csv beside the partitions (or one folder up)."""
-    if root is None:
-        return None
-    root = Path(root)
-    for d in (root, root.parent):
-        f = d / "sample_submission.csv"
-        if f.is_file():
-            return f
-    return None
-
-
-def submission_format(sample) -> tuple[tuple, str]:
-    """(header, label_format) to write so that a file matches the sample's columns and label kind."""
-    from .submit import HEADER, label_kind
-
-    if sample is None:
-        return HEADER, "string"
-    import pandas as pd
-
-    df = pd.read_csv(sample, dtype=str, keep_default_na=False, nrows=100)
-    kind = label_kind(df.iloc[:, 1]) if df.shape[1] == 2 and len(df) else None
-    return tuple(df.columns), kind or "string"
-
-
-def test_dataset(config, root=None, with_labels=None):
-    """The test partition prepared exactly as the config prepared training (context, normalisation)."""
-    from .data import AudioDataset
-
-    return AudioDataset(root, "test-clean", context=config.context, normalize=config.normalize,
-                        boundary=config.boundary, with_labels=with_labels)
-
-
-def has_test_answers(root) -> bool:
-    """True for a corpus that ships test transcripts (the demo corpus), which Kaggle's data does not."""
-    return root is not None and (Path(root) / "test-clean" / "transcript").is_dir()
 
 
 def _resolve_root(arg, config_root=None, verbose=True):
@@ -140,98 +38,33 @@ def _resolve_root(arg, config_root=None, verbose=True):
     return default_root(verbose=verbose)
 
 
-def load_config(spec: str, overrides=(), root=None):
-    """A Config from a recipe name / .yaml / .json / "auto", then --root, then key=value overrides."""
-    from .train import apply_overrides
-
-    config, line = pick_recipe(spec, root) if spec == "auto" else (_named_config(spec), None)
-    if root is not None:
-        config = config.replace(root=str(Path(root).expanduser()))
-    return apply_overrides(config, list(overrides or [])), line
-
-
-def _named_config(spec):
-    import difflib
-
-    from .train import RECIPES, load_recipe
-
-    path = Path(spec).expanduser()
-    if spec not in RECIPES and not path.is_file():
-        near = [str(path.parent / n) for n in difflib.get_close_matches(
-            path.name, [p.name for p in path.parent.glob("*.y*ml")] + [p.name for p in path.parent.glob("*.json")], n=1)]
-        near += difflib.get_close_matches(spec, list(RECIPES), n=1)
-        raise FileNotFoundError(f"config {spec!r} is neither a file nor a recipe ({', '.join(RECIPES)}, auto)"
-                                + (f": did you mean {near[0]!r}?" if near else ""))
-    return load_recipe(spec)
-
-
-def config_changes(config) -> str:
-    """The settings that differ from the defaults, on one line."""
-    from .train import Config
-
-    default = Config().to_dict()
-    return ", ".join(f"{k}={v}" for k, v in config.to_dict().items() if default.get(k) != v) or "defaults"
-
-
-# --------------------------------------------------------------------------------------------
-# Dry run: the real fit() on a few batches, checkpoints into a temporary folder
-
-
-def dry_run(config, steps: int = DRY_RUN_STEPS, verbose: bool = True):
-    """Train and validate on about `steps` batches through fit(), save and reload the checkpoint,
-    and delete it again. Checks data, model, budget, optimiser, AMP and checkpointing in seconds."""
-    from .data import default_root, find_root, utterance_shapes
-    from .train import fit, load_checkpoint
-
-    root = find_root(config.root) if config.root else default_root(verbose=verbose)
-    train_files = sorted((root / config.train_partition / "mfcc").glob("*.npy"))
-    val_files = sorted((root / config.val_partition / "mfcc").glob("*.npy"))
-    if not train_files or not val_files:
-        raise FileNotFoundError(f"{root} lacks {config.train_partition}/mfcc or {config.val_partition}/mfcc .npy files")
-    # enough utterances for `steps` training batches, judged from the first files' lengths
-    mean = max(1.0, float(np.mean([t for t, _ in utterance_shapes(root, config.train_partition, limit=64)])))
-    need = math.ceil(steps * config.batch_size / mean) + 1
-    eval_bs = config.eval_batch_size or 4 * config.batch_size
-    subset = min(config.subset, need / len(train_files))
-    val_subset = min(config.val_subset, (math.ceil(eval_bs / mean) + 1) / len(val_files))
-    tmp = Path(tempfile.mkdtemp(prefix="phonemekit-dry-run-"))
-    try:
-        small = config.replace(root=str(root), epochs=1, warmup_epochs=0, subset=subset, val_subset=val_subset,
-                               checkpoint_dir=str(tmp), wandb_mode="disabled", patience=None, cache_dir=None)
-        result = fit(small, verbose=False)
-        load_checkpoint(tmp / "last.pt")  # the checkpoint must load back into the same model
-        row = result.history.iloc[-1]
-        if verbose:
-            print(f"phonemekit: dry run OK: {row.train_loss:.4f} train loss, {row.val_acc:.2%} val acc on "
-                  f"{subset:.3%} of the training utterances; the checkpoint saved and loaded back "
-                  f"(and was deleted). The real run writes to {config.checkpoint_dir}")
-        return result
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 # --------------------------------------------------------------------------------------------
 # The commands
 
 
 def cmd_recipes(args) -> int:
-    from .data import REPO_ROOT
-    from .train import RECIPES, load_recipe
+    from .config import RECIPE_DIR, load_recipe, recipes
 
-    for name in RECIPES:
+    for name in recipes():
         c = load_recipe(name)
-        model = f"hidden {c.hidden}" if c.hidden else f"{c.shape} x{c.depth} for {c.budget:,} params"
-        yaml_file = REPO_ROOT / "configs" / f"{name}.yaml"
-        where = f"  [configs/{name}.yaml]" if yaml_file.is_file() else ""
-        print(f"{name:<9} context {c.context}, {model}, {c.activation}, {c.epochs} epochs, batch {c.batch_size}, "
-              f"{c.optimizer} lr {c.lr:g}, {c.scheduler}{where}")
-    print("auto      'strong' with a GPU and the Kaggle data, else 'cpu-demo'")
+        if c.task == "ctc":
+            model = f"CTC: {c.lstm_layers} BiLSTM layers of {c.lstm_hidden}"
+        else:
+            model = (f"context {c.context}, " + (f"hidden {c.hidden}" if c.hidden else
+                                                  f"{c.shape} x{c.depth} for {c.budget:,} params") + f", {c.activation}")
+        schedule = "constant lr" if c.scheduler == "none" else f"{c.scheduler} schedule"
+        print(f"{name:<11} {model}, {c.epochs} epochs, batch {c.batch_size}, {c.optimizer} lr {c.lr:g}, {schedule}")
+    print("auto        HW1P2: 'strong' with a GPU and the Kaggle data, else 'cpu-demo'; "
+          "HW3P2 (--task ctc): 'ctc-strong', else 'ctc-demo'")
+    print(f"(the recipes are YAML files in {RECIPE_DIR}; copy one to change it and pass --config FILE)")
     return 0
 
 
 def cmd_summary(args) -> int:
-    from .model import count_params, summary
-    from .train import make_model
+    from .checkpoint import make_model
+    from .config import load_config
+    from .data import n_features
+    from .model import BUDGET, count_params, summary
 
     config, line = load_config(args.config, args.set, args.root)
     if line:
@@ -247,17 +80,17 @@ def cmd_summary(args) -> int:
     model = make_model(config.replace(param_limit=None), (2 * config.context + 1) * f)
     print(summary(model, config.context, f))
     n = count_params(model)
-    limit = config.param_limit or PARAM_BUDGET
+    limit = config.param_limit or BUDGET
     print(f"{n:,} parameters: {n / limit:.1%} of the {limit:,} budget"
           + ("" if n <= limit else f"  -- OVER the budget by {n - limit:,}"))
     return 0 if n <= limit else 1
 
 
 def cmd_train(args) -> int:
-    from .plots import plot_history
-    from .train import fit
-
+    from .config import config_changes, load_config
     from .distributed import env_world_size, is_main_process
+    from .plots import plot_history
+    from .train import dry_run, fit
 
     # under torchrun every process runs this command; process 0 alone prints and writes files
     main = is_main_process()
@@ -284,21 +117,25 @@ def cmd_train(args) -> int:
     import matplotlib.pyplot as plt
 
     plt.close(plot_history(result.history, path=out / "history.png"))
-    print(f"phonemekit: best val acc {result.best_val_acc:.2%} at epoch {result.best_epoch}; "
+    score = f"{result.best:.2%}" if result.metric.endswith("acc") else f"{result.best:.4f}"
+    print(f"phonemekit: best {result.metric.replace('_', ' ')} {score} at epoch {result.best_epoch}; "
           f"{out / 'best.pt'}, history.csv and history.png in {out}")
     print(f"next: python -m phonemekit predict --checkpoint {out / 'best.pt'} --out submission.csv")
     return 0
 
 
 def cmd_predict(args) -> int:
-    from .submit import predict, score_submission, validate_submission, write_submission
-    from .train import load_checkpoint, resolve_device
+    from .checkpoint import load_checkpoint
+    from .data import has_test_answers, test_dataset
+    from .submit import (find_sample, predict, score_submission, submission_format, validate_submission,
+                         write_submission)
+    from .train import resolve_device
 
     device = resolve_device(args.device)
     model, config, ckpt = load_checkpoint(args.checkpoint, device=device)
     root = _resolve_root(args.root, config.root)
-    test = test_dataset(config, root)
-    if test.n_features * test.window != model.in_features:
+    test = test_dataset(config, root, stats=ckpt.get("stats"))
+    if test.n_features != ckpt.get("n_features", test.n_features):
         raise ValueError(f"{args.checkpoint} was trained on {ckpt.get('n_features')} features per frame, the "
                          f"test data in {root} has {test.n_features}: pass --root with the matching data")
     sample = Path(args.sample) if args.sample else find_sample(root)
@@ -311,14 +148,15 @@ def cmd_predict(args) -> int:
     print(f"phonemekit: wrote {out}: {len(test):,} test frames, checked"
           + (f" against {sample.name}" if sample else "") + f" (context {config.context}, epoch {ckpt['epoch']})")
     if has_test_answers(root):
-        answers = test_dataset(config.replace(context=0), root, with_labels=True).labels
+        answers = test_dataset(config.replace(context=0), root, with_labels=True, stats=ckpt.get("stats")).labels
         print(f"phonemekit: test accuracy against the answers shipped with this corpus: "
               f"{score_submission(out, answers):.2%}")
     return 0
 
 
 def cmd_validate(args) -> int:
-    from .submit import validate_submission
+    from .data import count_frames
+    from .submit import find_sample, validate_submission
 
     sample = Path(args.sample) if args.sample else None
     if args.n_frames is not None:
@@ -362,8 +200,8 @@ def cmd_download(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from .data import default_root, is_demo
-    from .submit import kaggle_submit
+    from .data import count_frames, default_root, is_demo
+    from .submit import find_sample, kaggle_submit
 
     sample = Path(args.sample) if args.sample else None
     n = args.n_frames
@@ -416,9 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="HW1P2 (frame-level phoneme classification) from the command line: the starter "
                     "notebook's steps for a GPU box under nohup or tmux.",
         epilog="examples:\n"
-               "  python -m phonemekit train --config configs/strong.yaml --dry-run\n"
-               "  nohup python -m phonemekit train --config configs/strong.yaml --root data > train.log &\n"
-               "  python -m phonemekit train --config configs/strong.yaml --resume\n"
+               "  python -m phonemekit train --config strong --dry-run\n"
+               "  nohup python -m phonemekit train --config strong --root data > train.log &\n"
+               "  python -m phonemekit train --config strong --resume\n"
                "  python -m phonemekit predict --checkpoint checkpoints/strong/best.pt --out submission.csv\n"
                "  python -m phonemekit submit submission.csv -m 'strong, 25 epochs' --competition 11785-s25-hw1p2\n"
                "  python -m phonemekit bench --help\n",
@@ -430,8 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def config_args(q):
         q.add_argument("--config", required=True, metavar="FILE",
-                       help="a .yaml/.json config (configs/*.yaml), a recipe name (baseline, strong, smoke, "
-                            "cpu-demo) or 'auto'")
+                       help="a recipe name (python -m phonemekit recipes lists them), a .yaml/.json config "
+                            "file, or 'auto'")
         q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="change one config field, e.g. --set lr=1e-3 --set hidden=[1024,512] (repeatable)")
         q.add_argument("--root", metavar="DIR", help="the data folder (holds train-clean-100/, dev-clean/, "
@@ -452,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--dry-run", action="store_true",
                    help="run a few batches of training and validation through the same code, save and reload "
                         "a checkpoint in a temporary folder, and leave nothing behind")
-    q.add_argument("--steps", type=int, default=DRY_RUN_STEPS, help="training batches of a --dry-run")
+    q.add_argument("--steps", type=int, default=3, help="training batches of a --dry-run")
     q.set_defaults(func=cmd_train)
 
     q = add("predict", "predict every test frame with a checkpoint, write the submission CSV and validate it")
@@ -513,7 +351,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, OSError, RuntimeError, ImportError) as e:
         # the kit's errors name the file and the fix: the message is the useful part, not the stack
         print(f"phonemekit {args.command}: error: {e}", file=sys.stderr)
         if os.environ.get("PHONEMEKIT_TRACEBACK"):

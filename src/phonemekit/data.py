@@ -701,3 +701,56 @@ def describe(ds: AudioDataset) -> str:
         counts = torch.bincount(ds.labels.long(), minlength=NUM_CLASSES)
         s += f"\n  most common class: {int(counts.argmax())} ({counts.max().item() / len(ds):.1%} of frames)"
     return s
+
+
+# --------------------------------------------------------------------------------------------
+# What the notebooks and the command line ask of a corpus
+
+
+def check_compatible(train: AudioDataset, val: AudioDataset) -> None:
+    """Training and validation frames a model can share: the same feature dimension and window."""
+    if train.n_features != val.n_features:
+        raise ValueError(f"{train.root / train.partition} has {train.n_features} features per frame but "
+                         f"{val.root / val.partition} has {val.n_features}: train and validate on data of one "
+                         "semester (the feature dimension changed between semesters)")
+    if train.context != val.context:
+        raise ValueError(f"training context {train.context} but validation context {val.context}: build both "
+                         "from one config")
+
+
+def test_dataset(config, root=None, with_labels=None, stats=None) -> AudioDataset:
+    """The test partition prepared exactly as the config prepared training (context, normalisation,
+    boundary; `stats`: the global statistics a checkpoint holds, for normalize="global")."""
+    if config.normalize == "global" and stats is None:
+        raise ValueError("normalize='global' needs the training statistics: pass stats=ckpt['stats'] from the "
+                         "checkpoint (load_checkpoint returns it), so test frames are scaled as in training")
+    if isinstance(stats, dict):
+        stats = (np.asarray(stats["mean"], dtype=np.float32), np.asarray(stats["std"], dtype=np.float32))
+    return AudioDataset(root, "test-clean", context=config.context, normalize=config.normalize,
+                        boundary=config.boundary, with_labels=with_labels, stats=stats)
+
+
+test_dataset.__test__ = False  # a helper, not a test: pytest must not collect it where it is imported
+
+
+def count_frames(root, partition: str = "test-clean") -> int:
+    """Frames in a partition, from the .npy headers (nothing is loaded)."""
+    try:
+        return sum(t for t, _ in utterance_shapes(root, partition))
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e}; or give --n-frames") from None
+
+
+def n_features(root, partition: str = "train-clean-100") -> int:
+    """The feature dimension of the data (28 today, 27 or fewer in older semesters)."""
+    for part in (partition, "dev-clean", "test-clean"):
+        try:
+            return utterance_shapes(root, part, limit=1)[0][1]
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(f"no mfcc/*.npy under {root}: pass --features N")
+
+
+def has_test_answers(root) -> bool:
+    """True for a corpus that ships test transcripts (the demo corpus), which Kaggle's data does not."""
+    return root is not None and (Path(root) / "test-clean" / "transcript").is_dir()

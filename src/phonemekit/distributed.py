@@ -1,6 +1,6 @@
 """Several GPUs: one process per GPU with DistributedDataParallel, started by torchrun.
 
-    torchrun --nproc_per_node=4 -m phonemekit train --config configs/strong.yaml
+    torchrun --nproc_per_node=4 -m phonemekit train --config strong
 
 fit() notices torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) and
 then: joins the process group (nccl on GPUs, gloo on CPU), puts process r on cuda:r, gives
@@ -50,9 +50,14 @@ def setup(device: str = "auto") -> Dist | None:
     if not (dist.is_available() and (dist.is_initialized() or env_world_size() > 1)):
         return None
     local_rank = os.environ.get("LOCAL_RANK")
-    if local_rank is None:  # a process group started without torchrun: one GPU per rank on this node
+    if local_rank is None:
+        # started without torchrun: one GPU per process on this node, by global rank
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        local_rank = dist.get_rank() % gpus if dist.is_initialized() and gpus else 0
+        rank = dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0"))
+        if gpus and env_world_size() > gpus and str(device) in ("auto", "cuda"):
+            raise ValueError(f"WORLD_SIZE={env_world_size()} processes without LOCAL_RANK on a machine with {gpus} "
+                             "GPU(s): start them with torchrun --nproc_per_node=N (it sets LOCAL_RANK per node)")
+        local_rank = rank % gpus if gpus else 0
     local_rank = int(local_rank)
     name = str(device)
     if name in ("auto", "cuda") and torch.cuda.is_available():
@@ -78,8 +83,12 @@ def cleanup(d: Dist | None) -> None:
         dist.destroy_process_group()
 
 
-def shard(loader, d: Dist) -> None:
-    """Make a FrameLoader deliver only this process's shard of every epoch."""
+def shard(loader, d: Dist | None) -> None:
+    """Make a loader deliver only this process's shard of every epoch (nothing for one process)."""
+    if d is None:
+        return
+    if not hasattr(loader, "shard"):
+        raise ValueError(f"{type(loader).__name__} cannot be shared by several processes: train this task on one GPU")
     if len(loader.dataset) < d.world_size:
         raise ValueError(f"{len(loader.dataset)} frames cannot be shared by {d.world_size} processes")
     loader.rank, loader.world_size = d.rank, d.world_size
@@ -139,3 +148,50 @@ def gather(obj, d: Dist | None) -> list:
     out = [None] * d.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def wrap(model: torch.nn.Module, d: Dist | None) -> torch.nn.Module:
+    """The model for training steps: DistributedDataParallel (gradients averaged) across processes."""
+    if d is None:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+
+
+def reduce_epoch(m: dict, model: torch.nn.Module, d: Dist | None) -> dict:
+    """An epoch's training figures over every process's items; process 0's BatchNorm statistics
+    everywhere (each process saw only its own batches)."""
+    if d is None:
+        return m
+    acc = m["train_acc"] if m["train_acc"] is not None else 0.0
+    loss_sum, correct, count = all_sum([m["train_loss"] * m["count"], acc * m["count"], m["count"]], d)
+    broadcast_buffers(model, d)
+    return {**m, "train_loss": loss_sum / count, "count": count,
+            "train_acc": round(correct) / count if m["train_acc"] is not None else None}
+
+
+def mean_over_processes(scores: dict, loader, d: Dist | None) -> dict:
+    """Validation means of each process's shard, combined into the means over the whole set."""
+    if d is None:
+        return scores
+    n = shard_frames(loader)
+    names = list(scores)
+    sums = all_sum([scores[k] * n for k in names] + [n], d)
+    return {k: v / sums[-1] for k, v in zip(names, sums[:-1])}
+
+
+def rank_rng(ckpt: dict, d: Dist | None) -> dict:
+    """This process's random state from a checkpoint (process 0's in a single-process run)."""
+    from .checkpoint import rng_state, seed_everything
+
+    ranks = ckpt.get("rng_ranks")
+    if d is None or d.rank == 0:
+        return ckpt["rng"]
+    if ranks and len(ranks) == d.world_size:
+        return ranks[d.rank]
+    if d.rank == 1:  # process 0 says nothing about the others' random numbers: say it once here
+        print(f"phonemekit: the checkpoint holds the random state of {len(ranks) if ranks else 1} process(es), "
+              f"this run has {d.world_size}: dropout and augmentation draw new random numbers from here on")
+    seed_everything(int(ckpt["config"].get("seed", 0)) + 7919 * ckpt["epoch"] + d.rank)
+    return rng_state(torch.device("cpu"))

@@ -80,6 +80,18 @@ class MLP(nn.Module):
         return self.head(self.layers(x))
 
 
+class FlatInput(nn.Module):
+    """Your own network that takes flattened windows (B, (2C+1)*F): fit() wraps it in this so that
+    it is fed the kit's (B, 2C+1, F) batches, in training, validation and prediction alike."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x.flatten(1))
+
+
 def _activation(name) -> nn.Module:
     key = str(name).lower()
     key = _ACTIVATION_ALIASES.get(key, key)

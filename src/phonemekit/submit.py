@@ -363,3 +363,24 @@ def kaggle_submit(path, competition: str, message: str, n_frames: int | None = N
     validate_submission(path, n_frames, sample=sample)
     kaggle_credentials()
     return _run_kaggle(["competitions", "submit", competition, "-f", str(path), "-m", message], "submit")
+
+
+def find_sample(root) -> Path | None:
+    """The competition's sample_submission.csv beside the partitions (or one folder up)."""
+    if root is None:
+        return None
+    root = Path(root)
+    for d in (root, root.parent):
+        f = d / "sample_submission.csv"
+        if f.is_file():
+            return f
+    return None
+
+
+def submission_format(sample) -> tuple[tuple, str]:
+    """(header, label_format) to write so that a file matches the sample's columns and label kind."""
+    if sample is None:
+        return HEADER, "string"
+    df = pd.read_csv(sample, dtype=str, keep_default_na=False, nrows=100)
+    kind = label_kind(df.iloc[:, 1]) if df.shape[1] == 2 and len(df) else None
+    return tuple(df.columns), kind or "string"
