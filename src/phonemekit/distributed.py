@@ -42,6 +42,17 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def local_rank_of() -> int:
+    """This process's GPU on its node: LOCAL_RANK (torchrun sets it), else the global rank modulo
+    the node's GPUs (a process group started by hand), never cuda:0 for every process."""
+    local_rank = os.environ.get("LOCAL_RANK")
+    if local_rank is not None:
+        return int(local_rank)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get("RANK", "0"))
+    return rank % gpus if gpus else 0  # nodes of equal size: rank r sits on GPU r mod gpus
+
+
 def setup(device: str = "auto") -> Dist | None:
     """Join the process group that torchrun describes (None when running as one process).
 
@@ -49,16 +60,7 @@ def setup(device: str = "auto") -> Dist | None:
     """
     if not (dist.is_available() and (dist.is_initialized() or env_world_size() > 1)):
         return None
-    local_rank = os.environ.get("LOCAL_RANK")
-    if local_rank is None:
-        # started without torchrun: one GPU per process on this node, by global rank
-        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        rank = dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0"))
-        if gpus and env_world_size() > gpus and str(device) in ("auto", "cuda"):
-            raise ValueError(f"WORLD_SIZE={env_world_size()} processes without LOCAL_RANK on a machine with {gpus} "
-                             "GPU(s): start them with torchrun --nproc_per_node=N (it sets LOCAL_RANK per node)")
-        local_rank = rank % gpus if gpus else 0
-    local_rank = int(local_rank)
+    local_rank = local_rank_of()
     name = str(device)
     if name in ("auto", "cuda") and torch.cuda.is_available():
         dev = torch.device("cuda", local_rank)

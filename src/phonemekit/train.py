@@ -163,7 +163,7 @@ def class_weights(config: Config, train_ds) -> torch.Tensor | None:
     """Per-class loss weights from the training labels' frequencies (config.class_weights)."""
     if config.class_weights is None:
         return None
-    counts = torch.bincount(torch.as_tensor(train_ds.labels[:].astype("int64")), minlength=config.num_classes)
+    counts = torch.bincount(torch.as_tensor(train_ds.labels).long(), minlength=config.num_classes)
     w = 1.0 / counts.clamp(min=1).double()
     if config.class_weights == "sqrt":
         w = w.sqrt()
