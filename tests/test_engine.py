@@ -416,3 +416,9 @@ def test_a_run_logged_to_a_file_has_no_progress_bar_redraws(corpus, tmp_path):
     assert out.returncode == 0, out.stderr
     log = out.stdout + out.stderr
     assert "\r" not in log and log.count("epoch   ") == 2, log  # one line per epoch, nothing else
+
+
+def test_the_gpu_check_says_it_needs_a_gpu_on_a_machine_without_one():
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py")], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert out.returncode == 2 and "no CUDA GPU here" in out.stdout, out.stdout + out.stderr
