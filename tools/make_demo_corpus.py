@@ -16,6 +16,14 @@ the recipe of the course data. Output, as Kaggle ships HW1P2:
     <out>/test-clean/transcript/<id>.npy               the test answers (the dataset ignores them
                                                        for test unless asked, so a notebook can
                                                        score its own submission)
+    <out>/<partition>/transcript-hw3p2/<id>.npy        HW3P2's sequence transcript (test answers
+                                                       included): [SOS], the phones in order,
+                                                       [EOS]; not time-aligned
+
+The HW3P2 sequence is the exact one the synthesizer spoke (two identical phones in a row stay
+two), with silences merged into one [SIL]. For a corpus made before it was written,
+`--derive-sequences` derives it from the frame transcripts by collapsing runs of one class,
+which merges identical adjacent phones into one.
 
 Dev and test are spoken by other voices than train, as LibriSpeech keeps speakers apart.
 The output depends only on --seed and the counts, not on --jobs.
@@ -49,6 +57,7 @@ from phonemekit.phonemes import CLASSES, EOS, SOS  # noqa: E402
 
 SIL = "[SIL]"
 SR = 16000
+SEQUENCE_DIR = "transcript-hw3p2"  # beside HW1P2's transcript/, which keeps Kaggle's name
 PARTITIONS = ("train-clean-100", "dev-clean", "test-clean")
 
 # --------------------------------------------------------------------------------------------
@@ -435,6 +444,47 @@ def frame_labels(intervals, T):
     return labels
 
 
+def phone_sequence(intervals):
+    """HW3P2's transcript body: the phones in the order spoken, with the leading/trailing padding
+    as [SIL] and adjacent silences merged; identical adjacent phones stay apart (they were two)."""
+    seq = [SIL]
+    for label, _, _ in intervals:
+        if not (label == SIL and seq[-1] == SIL):
+            seq.append(label)
+    if seq[-1] != SIL:
+        seq.append(SIL)
+    return seq
+
+
+def sequence_from_frames(frame_labels):
+    """The sequence read off frame labels: runs of one class collapsed (AA AA B B B -> AA B).
+    Exact except that two identical adjacent phones become one."""
+    labels = np.asarray(frame_labels)
+    keep = np.ones(len(labels), dtype=bool)
+    keep[1:] = labels[1:] != labels[:-1]
+    return labels[keep].tolist()
+
+
+def save_sequence(base, utt_id, phones):
+    transcript = np.array([SOS] + list(phones) + [EOS], dtype="<U5")
+    np.save(Path(base) / SEQUENCE_DIR / f"{utt_id}.npy", transcript)
+
+
+def derive_sequences(out):
+    """Write <partition>/transcript-hw3p2/ from the frame transcripts of an existing corpus."""
+    n = 0
+    for partition in PARTITIONS:
+        base = Path(out) / partition
+        if not (base / "transcript").is_dir():
+            continue
+        shutil.rmtree(base / SEQUENCE_DIR, ignore_errors=True)
+        (base / SEQUENCE_DIR).mkdir()
+        for f in sorted((base / "transcript").glob("*.npy")):
+            save_sequence(base, f.stem, sequence_from_frames(np.load(f)[1:-1]))
+            n += 1
+    return n
+
+
 # --------------------------------------------------------------------------------------------
 # The plan (made up front, so the output does not depend on how work is spread over processes).
 
@@ -494,13 +544,14 @@ def run_batch(args):
             base = Path(out) / j["partition"]
             np.save(base / "mfcc" / f"{j['id']}.npy", feats)
             np.save(base / "transcript" / f"{j['id']}.npy", transcript)
+            save_sequence(base, j["id"], phone_sequence(intervals))
             done.append((j["id"], j["partition"], len(x) / SR, len(feats),
                          sorted(set(labels.tolist()))))
     return done
 
 
 def validate(out):
-    """Every mfcc has a transcript of T+2 known classes framed by [SOS]/[EOS]."""
+    """Every mfcc has a transcript of T+2 known classes framed by [SOS]/[EOS], and a sequence."""
     for partition in PARTITIONS:
         mfcc = sorted((Path(out) / partition / "mfcc").glob("*.npy"))
         for f in mfcc:
@@ -510,6 +561,8 @@ def validate(out):
             assert np.isfinite(x).all(), f
             assert y.shape == (len(x) + 2,) and y[0] == SOS and y[-1] == EOS, f
             assert set(y[1:-1]) <= set(CLASSES), f
+            seq = np.load(Path(out) / partition / SEQUENCE_DIR / f.name)
+            assert seq[0] == SOS and seq[-1] == EOS and set(seq[1:-1]) <= set(CLASSES), f
 
 
 def main(argv=None):
@@ -528,7 +581,13 @@ def main(argv=None):
                     help="comma-separated subset of festival,flite,espeak")
     ap.add_argument("--jobs", type=int, default=os.cpu_count(), help="worker processes")
     ap.add_argument("--batch", type=int, default=16, help="utterances per worker task")
+    ap.add_argument("--derive-sequences", action="store_true",
+                    help="only write <partition>/transcript-hw3p2/ of the corpus in --out from its "
+                         "frame transcripts (runs collapsed), synthesizing nothing")
     args = ap.parse_args(argv)
+    if args.derive_sequences:
+        print(f"{derive_sequences(args.out)} sequence transcripts written", file=sys.stderr)
+        return
 
     engines = [e for e in args.engines.split(",") if e]
     missing = sorted(set(engines) - set(available_engines()))
@@ -548,7 +607,7 @@ def main(argv=None):
 
     for partition in PARTITIONS:
         shutil.rmtree(out / partition, ignore_errors=True)
-        for kind in ("mfcc", "transcript"):
+        for kind in ("mfcc", "transcript", SEQUENCE_DIR):
             (out / partition / kind).mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     work = [(b, str(out)) for b in batches(jobs, args.batch)]
