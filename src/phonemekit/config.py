@@ -19,7 +19,7 @@ import json
 import os
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data import BOUNDARIES, NORMALIZATIONS
@@ -66,6 +66,19 @@ class Config:
     residual: str | None = None  # None | basic | bottleneck
     num_classes: int = NUM_CLASSES  # 40 frame classes (HW1P2); 41 CTC classes with the blank (HW3P2)
     param_limit: int | None = BUDGET  # refuse a model over this (None: no check)
+    # HW3P2 (task="ctc"): the sequence model (phonemekit.ctc_model.build_ctc_model) and its data
+    bucketing: bool = True  # batch utterances of similar length together (less padding)
+    conv_channels: int = 256  # Conv1d embedding width
+    conv_layers: int = 2  # residual conv blocks; 0: features straight into the LSTMs
+    conv_kernel: int = 3  # odd
+    conv_stride: int = 2  # total time stride of the embedding, 1..4 (lengths follow it)
+    conv_residual: bool = True
+    lstm_hidden: int = 256  # per direction
+    lstm_layers: int = 2  # plain BiLSTM layers
+    pyramid: int = 1  # pBLSTM layers after them, each halving the time axis
+    locked_dropout: float = 0.2  # between LSTM layers, one mask per utterance
+    head: list[int] = field(default_factory=lambda: [512])  # hidden widths of the MLP head before the 41 classes
+    beam_width: int = 1  # validation decoding: 1 greedy, > 1 beam search
     # optimisation
     epochs: int = 20
     batch_size: int = 1024
@@ -152,7 +165,9 @@ class Config:
         at_least = {"epochs": 1, "batch_size": 1, "context": 0, "log_every": 1, "depth": 1, "step_size": 1,
                     "plateau_patience": 0, "restart_epochs": 1, "restart_mult": 1, "seed": 0,
                     "freq_masks": 0, "freq_mask_width": 0, "time_masks": 0, "time_mask_width": 0,
-                    "average_last": 0, "warmup_epochs": 0}
+                    "average_last": 0, "warmup_epochs": 0, "conv_channels": 1, "conv_layers": 0,
+                    "conv_kernel": 1, "conv_stride": 1, "lstm_hidden": 1, "lstm_layers": 0, "pyramid": 0,
+                    "beam_width": 1}
         for name, low in at_least.items():
             _check(getattr(self, name) >= low, f"{name}={getattr(self, name)} must be >= {low}")
         optional_positive = ("eval_batch_size", "budget", "param_limit", "grad_clip", "patience", "swa_lr")
@@ -185,6 +200,10 @@ class Config:
                    f"dropout={self.dropout!r}: give a rate (0.2), a list ([0.1, 0.2]) or 'alternate:0.2'")
             drops = [float(rate)]
         _check(all(0 <= d < 1 for d in drops), f"dropout={self.dropout} must be in [0, 1)")
+        _check(self.conv_stride <= 4, f"conv_stride={self.conv_stride} must be in 1..4 (CTC needs frames)")
+        _check(0 <= self.locked_dropout < 1, f"locked_dropout={self.locked_dropout} must be in [0, 1)")
+        _check(self.task != "ctc" or isinstance(self.dropout, float),
+               f"dropout={self.dropout!r}: the CTC model takes one rate (a float)")
         for name in ("mask_prob", "noise_prob"):
             _check(0 <= getattr(self, name) <= 1, f"{name}={getattr(self, name)} must be a probability in [0, 1]")
         _check(self.noise_std >= 0, f"noise_std={self.noise_std} must be >= 0")

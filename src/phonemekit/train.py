@@ -552,7 +552,7 @@ def build_run(config, ddp, model, datasets, augment, callbacks, progress, verbos
     train_loader, val_loader = task.loaders(config, train_ds, val_ds, device)
     distributed.shard(train_loader, ddp)  # each process sees its own shard of every epoch
     distributed.shard(val_loader, ddp)
-    meta = {"format": checkpoint.FORMAT, "task": config.task, "config": config.to_dict(), **task.meta(train_ds),
+    meta = {**task.meta(train_ds), "format": checkpoint.FORMAT, "task": config.task, "config": config.to_dict(),
             "torch_version": str(torch.__version__)}
     model = own_model(model, config, meta, train_loader) if model is not None else make_model(config, meta)
     model = model.to(device)  # the same seed: the same weights in every process
