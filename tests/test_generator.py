@@ -123,7 +123,7 @@ def test_a_small_corpus_is_valid_and_the_same_for_any_number_of_processes(tmp_pa
         subprocess.run([sys.executable, str(TOOL), "--out", str(out), "--jobs", jobs, "--batch", jobs]
                        + args, check=True, capture_output=True)
     files = sorted(p.relative_to(a) for p in a.rglob("*.npy"))
-    assert len(files) == 2 * (5 + 2 + 2)
+    assert len(files) == 3 * (5 + 2 + 2)
     for f in files:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f"{f} differs between runs"
     from phonemekit.data import AudioDataset
