@@ -14,6 +14,7 @@ import copy
 import hashlib
 import json
 import math
+import numbers
 import os
 import shutil
 from collections import deque
@@ -33,10 +34,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_ROOT = REPO_ROOT / "data" / "demo"
 _CACHE_VERSION = 2
 _FP16_MAX = 65504.0
+_FP32_MAX = float(np.finfo(np.float32).max)
+_SYSTEM_FILES = {"Thumbs.db", "desktop.ini"}  # left in folders by Windows (macOS's are hidden: .DS_Store)
 
 
 # --------------------------------------------------------------------------------------------
 # Finding the data
+
+
+def _broken_link(path: Path) -> str:
+    """' (a link to X, which does not exist or loops)' when path is such a link, else ''."""
+    if path.is_symlink() and not path.exists():
+        return f" (a symbolic link to {os.readlink(path)}, which does not exist or loops back on itself)"
+    return ""
 
 
 def _subdirs(d: Path) -> list[Path]:
@@ -55,7 +65,7 @@ def find_root(path, skip=()) -> Path:
     path = Path(path).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(
-            f"data folder {path} does not exist: pass the folder where the Kaggle zip was "
+            f"data folder {path} does not exist{_broken_link(path)}: pass the folder where the Kaggle zip was "
             "extracted (it holds train-clean-100/, dev-clean/, test-clean/)"
         )
     skip = {Path(s).resolve() for s in skip}
@@ -146,12 +156,14 @@ def _feature_shape(path: Path) -> tuple[int, int]:
         raise ValueError(f"{path} holds {dtype} values; features must be numbers (frames, features)")
     if shape[0] == 0:
         raise ValueError(f"{path} is an empty utterance (0 frames); remove it together with its transcript")
+    if shape[1] == 0:
+        raise ValueError(f"{path} has 0 features per frame (shape {shape}); re-extract it from the Kaggle zip")
     return int(shape[0]), int(shape[1])
 
 
 def _load_features(path: Path) -> np.ndarray:
     x = _load_npy(path)
-    if x.ndim != 2 or len(x) == 0:
+    if x.ndim != 2 or x.size == 0:
         _feature_shape(path)  # raises the matching error
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).any(axis=1).argmax())
@@ -183,22 +195,64 @@ def _read_labels(path: Path, n_frames: int, mfcc_path: Path) -> np.ndarray:
     return ids[inverse.reshape(-1)].astype(np.uint8)
 
 
+def _over_time(x: np.ndarray, how: str) -> np.ndarray | None:
+    """Cepstral (each coefficient mean 0, std 1) or min-max ([0, 1]) normalisation over time (axis 0)
+    of one utterance, in x's dtype; None when a statistic overflows it."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if how == "cepstral":
+            shift, spread = x.mean(axis=0), x.std(axis=0)
+        else:
+            shift = x.min(axis=0)
+            spread = x.max(axis=0) - shift
+    if not (np.isfinite(shift).all() and np.isfinite(spread).all()):
+        return None
+    return (x - shift) / np.where(spread > 0, spread, 1)  # a constant coefficient -> 0, not NaN
+
+
 def _normalize(x: np.ndarray, how: str, stats) -> np.ndarray:
-    x = x.astype(np.float32, copy=False)
-    if how == "cepstral":  # over time (axis 0): each coefficient zero mean, unit std per utterance
-        std = x.std(axis=0)
-        return (x - x.mean(axis=0)) / np.where(std > 0, std, 1)  # a constant coefficient -> 0, not NaN
-    if how == "minmax":  # per utterance and coefficient, to [0, 1]
-        lo, hi = x.min(axis=0), x.max(axis=0)
-        return (x - lo) / np.where(hi > lo, hi - lo, 1)
+    """One utterance normalised; the caller casts it to the storage dtype and checks that it fits."""
+    if how == "none":
+        return x
     if how == "global":
         return (x - stats[0]) / stats[1]
-    return x
+    out = _over_time(x.astype(np.float32, copy=False), how)  # float32: fast, and right for real data
+    if out is None:
+        # squares of float32 values beyond ~1e19 overflow, and float64 ones may not fit float32 at
+        # all: both normalisations ignore a coefficient's scale, so scale each into [-1, 1] first
+        x = x.astype(np.float64)
+        scale = np.abs(x).max(axis=0)
+        out = _over_time(x / np.where(scale > 0, scale, 1), how)
+    return out
 
 
 def _listing(folder: Path) -> list[Path]:
-    # sorted by name: os.listdir order is arbitrary, and the test ids depend on this order
-    return sorted((p for p in folder.iterdir() if p.suffix == ".npy"), key=lambda p: p.name)
+    """The <utterance>.npy files of mfcc/ or transcript/, sorted by name (os.listdir's order is
+    arbitrary, and the test ids follow this order).
+
+    Hidden files (.DS_Store, ._<id>.npy from a macOS zip) and Windows' Thumbs.db/desktop.ini are
+    skipped. Anything else is an error: a skipped utterance would shift every later test id.
+    """
+    files = []
+    with os.scandir(folder) as entries:
+        for e in entries:
+            p = folder / e.name
+            if e.name.startswith(".") or e.name in _SYSTEM_FILES:
+                continue
+            if p.suffix != ".npy":
+                fix = (f"rename it to {p.stem}.npy" if p.suffix.lower() == ".npy" else
+                       f"move it out of {folder}, which holds only <utterance>.npy files")
+                raise ValueError(f"{p} is not an utterance file: {fix} (skipping it would drop an utterance)")
+            try:
+                regular = e.is_file()  # follows a link; no system call for a plain file
+            except OSError:  # a link that loops
+                regular = False
+            if not regular:  # a folder, or a link to nothing
+                if _broken_link(p):
+                    raise FileNotFoundError(f"{p} cannot be read{_broken_link(p)}: link it to the file, "
+                                            "or copy the file there")
+                raise ValueError(f"{p} is not a file: move it out of {folder}, which holds only <utterance>.npy files")
+            files.append(p)
+    return sorted(files, key=lambda p: p.name)
 
 
 def _partition_files(root: Path, partition: str, with_labels: bool):
@@ -206,9 +260,11 @@ def _partition_files(root: Path, partition: str, with_labels: bool):
     mfcc_dir, tr_dir = part / "mfcc", part / "transcript"
     if not part.is_dir():
         have = sorted(d.name for d in _subdirs(root))
-        raise FileNotFoundError(f"partition folder {part} is missing (found {have}); check `partition` and `root`")
+        raise FileNotFoundError(f"partition folder {part} is missing{_broken_link(part)} (found {have}); "
+                                "check `partition` and `root`")
     if not mfcc_dir.is_dir():
-        raise FileNotFoundError(f"{mfcc_dir} is missing: each partition holds mfcc/ (and transcript/ except test)")
+        raise FileNotFoundError(f"{mfcc_dir} is missing{_broken_link(mfcc_dir)}: each partition holds mfcc/ "
+                                "(and transcript/ except test)")
     mfcc = _listing(mfcc_dir)
     if not mfcc:
         raise FileNotFoundError(f"{mfcc_dir} holds no .npy files; re-extract {partition} from the Kaggle zip")
@@ -216,7 +272,8 @@ def _partition_files(root: Path, partition: str, with_labels: bool):
         return mfcc, None
     if not tr_dir.is_dir():
         raise FileNotFoundError(
-            f"{tr_dir} is missing: labels are needed for {partition} (pass with_labels=False to load features only)"
+            f"{tr_dir} is missing{_broken_link(tr_dir)}: labels are needed for {partition} "
+            "(pass with_labels=False to load features only)"
         )
     tr = _listing(tr_dir)
     a, b = [p.name for p in mfcc], [p.name for p in tr]
@@ -261,17 +318,70 @@ def compute_stats(root, partition: str = "train-clean-100", files=None) -> tuple
     n, s, ss = 0, 0.0, 0.0
     for p in files:
         x = _load_features(p).astype(np.float64)
+        if np.abs(x).max() > _FP32_MAX:  # its statistics would not fit float32 either
+            raise ValueError(_range_error(p, "float32", "global"))
         n, s, ss = n + len(x), s + x.sum(0), ss + (x * x).sum(0)
     mean = s / n
-    std = np.sqrt(np.maximum(ss / n - mean * mean, 0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        std = np.sqrt(np.maximum(ss / n - mean * mean, 0))
+    if not (np.isfinite(std).all() and np.abs(std).max() <= _FP32_MAX):  # squares beyond float64's range
+        raise ValueError(f"the features of {files[0].parent} are too large for global statistics "
+                         "(their squares overflow); use normalize='cepstral', which handles them")
     return mean.astype(np.float32), np.where(std > 0, std, 1).astype(np.float32)
+
+
+def _range_error(path: Path, dtype: str, normalize: str) -> str:
+    if dtype == "float16":
+        return (f"{path} has values beyond float16's range ({_FP16_MAX:g}) after normalize={normalize!r}; "
+                "use dtype=torch.float32 or a normalisation")
+    return (f"{path} has values beyond float32's range ({_FP32_MAX:.3g}) after normalize={normalize!r}; "
+            "use normalize='cepstral' or 'minmax', which scale each utterance, or rescale the file")
 
 
 def _check_stats(stats, f=None):
     mean, std = (np.asarray(s, np.float32).reshape(-1) for s in stats)
     if len(mean) != len(std) or (f is not None and len(mean) != f):
         raise ValueError(f"stats hold {len(mean)} means and {len(std)} stds; the data has {f} coefficients")
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise ValueError("stats hold NaN or Inf; pass the statistics of a training set (train.stats)")
     return mean, np.where(std > 0, std, 1).astype(np.float32)  # a constant coefficient -> no Inf
+
+
+def same_stats(a, b) -> bool:
+    """Whether two (mean, std) pairs (or None) are the same statistics, as stored (float32)."""
+    if a is None or b is None:
+        return a is None and b is None
+    return all(np.array_equal(np.asarray(x, np.float32).reshape(-1), np.asarray(y, np.float32).reshape(-1))
+               for x, y in zip(a, b))
+
+
+def _number(name: str, value, whole: bool = False):
+    """A numeric argument as given: text is refused, not parsed (phonemekit.train.Config parses
+    the text of YAML files and the command line)."""
+    if isinstance(value, (str, bytes, bool)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name}={value!r} must be a number, not {type(value).__name__}: "
+                         f"pass e.g. {name}={1 if whole else 0.5}")
+    if whole and int(value) != value:
+        raise ValueError(f"{name}={value!r} must be a whole number")
+    return int(value) if whole else float(value)
+
+
+def check_compatible(train: "AudioDataset", val: "AudioDataset") -> None:
+    """A ValueError naming both sets when val's frames are not prepared like train's: the feature
+    dimension, the context, the boundary, the normalisation and its statistics. Call it before
+    training: a model sized for train's frames would fail on val only after a whole epoch."""
+    a, b = f"{train.partition} in {train.root}", f"{val.partition} in {val.root}"
+    problems = []
+    if train.n_features != val.n_features:
+        problems.append(f"{train.n_features} features per frame in {a} but {val.n_features} in {b} "
+                        "(use one semester's data for both)")
+    for name in ("context", "boundary", "normalize"):
+        if getattr(train, name) != getattr(val, name):
+            problems.append(f"{name}={getattr(train, name)!r} for {a} but {name}={getattr(val, name)!r} for {b}")
+    if train.normalize == val.normalize == "global" and not same_stats(train.stats, val.stats):
+        problems.append(f"{b} is normalised with other global statistics than {a} (pass stats=train.stats)")
+    if problems:
+        raise ValueError("the training and validation sets do not fit together: " + "; ".join(problems))
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,7 +447,9 @@ class AudioDataset(torch.utils.data.Dataset):
             raise ValueError(f"boundary={boundary!r}; choose one of {BOUNDARIES}")
         if dtype not in (torch.float32, torch.float16):
             raise ValueError(f"dtype={dtype}; storage is torch.float32 or torch.float16")
-        if int(context) != context or context < 0:
+        context, subset = _number("context", context, whole=True), _number("subset", subset)
+        subset_seed = _number("subset_seed", subset_seed, whole=True)
+        if context < 0:
             raise ValueError(f"context={context} must be a whole number >= 0")
         is_test = partition.startswith("test")
         if not 0 < subset <= 1:
@@ -434,11 +546,11 @@ class AudioDataset(torch.utils.data.Dataset):
             x = _load_features(p)
             if x.shape != shapes[u]:
                 raise ValueError(f"{p} changed while loading (shape {x.shape}, was {shapes[u]}); load again")
-            xn = _normalize(x, self.normalize, stats)
-            if np_dtype == np.float16 and np.abs(xn).max() > _FP16_MAX:
-                raise ValueError(f"{p} has values beyond float16's range ({_FP16_MAX:g}); "
-                                 "use dtype=torch.float32 or a normalisation")
-            features[rows[u] : rows[u] + len(x)] = xn
+            stored = features[rows[u] : rows[u] + len(x)]
+            with np.errstate(over="ignore", invalid="ignore"):  # checked on the stored values, just below
+                stored[...] = _normalize(x, self.normalize, stats)
+            if not np.isfinite(stored).all():
+                raise ValueError(_range_error(p, np.dtype(np_dtype).name, self.normalize))
             if tr:
                 labels[offsets[u] : offsets[u + 1]] = _read_labels(tr[u], len(x), p)
         out = {"features": features, "offsets": offsets}
