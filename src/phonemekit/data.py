@@ -5,7 +5,9 @@ mean-variance normalisation over time, [SOS]/[EOS] stripped, all utterances conc
 frames at both ends of the concatenation, and item i = padded[i : i + 2C + 1].
 
 Windows are never materialised per frame: the padded array is stored once and a batch is one
-gather through a strided view of it.
+gather through a strided view of it. With cache_dir the arrays are written once and memory-mapped
+on later loads; the cache is found by the files' contents, so no edit is ever served stale (see
+"The cache" below for how, and what it costs).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import math
 import numbers
 import os
 import shutil
+import tempfile
+import time
+import uuid
+import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -32,7 +38,7 @@ NORMALIZATIONS = ("cepstral", "global", "minmax", "none")
 BOUNDARIES = ("concat", "utterance")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_ROOT = REPO_ROOT / "data" / "demo"
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 _FP16_MAX = 65504.0
 _FP32_MAX = float(np.finfo(np.float32).max)
 _SYSTEM_FILES = {"Thumbs.db", "desktop.ini"}  # left in folders by Windows (macOS's are hidden: .DS_Store)
@@ -286,15 +292,6 @@ def _partition_files(root: Path, partition: str, with_labels: bool):
     return mfcc, tr
 
 
-def _fingerprint(files) -> str:
-    # names, sizes and modification times: any re-extracted, edited, added or removed file changes it
-    h = hashlib.sha1()
-    for p in files:
-        s = p.stat()
-        h.update(f"{p.parent.name}/{p.name}:{s.st_size}:{s.st_mtime_ns};".encode())
-    return h.hexdigest()
-
-
 def _train_partition(root: Path) -> str:
     for p in PARTITIONS:
         if p.startswith("train") and (root / p / "mfcc").is_dir():
@@ -480,28 +477,27 @@ class AudioDataset(torch.utils.data.Dataset):
             elif partition.startswith("train"):
                 stats_key = "own frames"
             else:
-                train = _train_partition(self.root)
-                self._stats_files = _partition_files(self.root, train, with_labels=False)[0]
-                stats_key = f"{train}:{_fingerprint(self._stats_files)}"
+                stats_key = _train_partition(self.root)
+                self._stats_files = _partition_files(self.root, stats_key, with_labels=False)[0]
         self.stats = stats
 
-        key = {
-            "version": _CACHE_VERSION, "root": str(self.root.resolve()), "partition": partition,
-            "files": _fingerprint(mfcc + (tr or [])), "utterances": len(mfcc), "context": self.context,
-            "normalize": normalize, "boundary": boundary, "labels": self.with_labels,
-            "dtype": str(dtype), "stats": stats_key,
-        }
-        cached = _cache_load(cache_dir, key) if cache_dir else None
+        cached = None
+        if cache_dir:
+            cache_dir = Path(cache_dir).expanduser()
+            options = {"version": _CACHE_VERSION, "root": str(self.root.resolve()), "partition": partition,
+                       "subset": subset, "subset_seed": subset_seed if subset < 1 else None,
+                       "context": self.context, "normalize": normalize, "boundary": boundary,
+                       "labels": self.with_labels, "dtype": str(dtype), "stats": stats_key}
+            contents = {"files": _fingerprint(mfcc + (tr or []), cache_dir),
+                        "stats files": _fingerprint(self._stats_files, cache_dir) if self._stats_files else None}
+            key = {"options": options, "contents": contents}
+            cached = _cache_load(cache_dir, key, verbose)
         if cached is None:
             arrays = self._build(mfcc, tr, dtype)
-            if cache_dir:
-                _cache_save(cache_dir, key, arrays)
-                del arrays
-                arrays = _cache_load(cache_dir, key)  # serve the memory-mapped copy, not two in RAM
+            if cache_dir:  # serve the memory-mapped copy, not two in RAM
+                arrays = _cache_save(cache_dir, key, arrays) or arrays
         else:
             arrays = cached
-            if verbose:
-                print(f"phonemekit: loaded {partition} from cache {_cache_path(cache_dir, key)}")
         features, labels, self.offsets = arrays["features"], arrays.get("labels"), np.asarray(arrays["offsets"])
         if "stats" in arrays:
             self.stats = (np.array(arrays["stats"][0]), np.array(arrays["stats"][1]))
@@ -650,38 +646,172 @@ class AudioDataset(torch.utils.data.Dataset):
 
 # --------------------------------------------------------------------------------------------
 # The cache: one .npy per array, memory-mapped on reload
+#
+# A cache folder is named <partition>-<options>-<contents>: digests of the options (root, context,
+# normalisation, ...) and of the files' contents. It is written under a hidden, unique name and
+# renamed into place in one step, with manifest.json (the key; each array's shape, dtype and size)
+# written last. A folder whose manifest does not match its files is rebuilt, with a notice, never
+# served. Processes that build the same cache at once (a notebook and a command-line run, DDP
+# ranks) all succeed: the first rename wins and the others use that folder, which holds the same
+# arrays. A new build removes the older caches of its partition and options (their files have
+# changed since); a process that has one memory-mapped keeps its arrays (POSIX frees the space
+# when it is done), and hidden folders, builds in progress, are left alone unless an hour old.
+#
+# The contents fingerprint: name, size and modification time miss a same-size edit whose mtime
+# was restored (cp -p, rsync -a and unzip all restore it), and a sample of each file (its first and
+# last blocks) misses an edit in between. So it is a CRC-32 of every byte of every file. That
+# reads all the files (about 0.6 GB/s on a 2-core VM, an eighth of a build), so it is done
+# only when the files' metadata (size, mtime, ctime, inode) changed since it was last computed,
+# and otherwise taken from cache_dir/fingerprints.json: the system sets ctime on every write,
+# copy or timestamp change and no tool can set it back, so unchanged metadata means unchanged
+# bytes. A reload costs one stat per file, as before; after a re-extraction, one read of the files,
+# and the cache is reused when the bytes are the same. (On Windows st_ctime is the creation time:
+# an in-place rewrite that restores the mtime goes unseen there.)
+
+_MANIFEST = "manifest.json"
+_FINGERPRINTS = "fingerprints.json"
+_LEFTOVER_AGE = 3600  # seconds: a hidden folder this old is a crashed build's, not one in progress
 
 
-def _cache_path(cache_dir, key) -> Path:
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return Path(cache_dir).expanduser() / f"{key['partition']}-{digest}"
-
-
-def _cache_load(cache_dir, key):
-    d = _cache_path(cache_dir, key)
+def _read_json(path: Path) -> dict:
     try:
-        if json.loads((d / "key.json").read_text()) != json.loads(json.dumps(key)):
-            return None  # another build or other options under a colliding name: rebuild
-        # mmap "c" (copy-on-write) so torch.from_numpy gets a writable array and copies nothing
-        return {p.stem: np.load(p, mmap_mode="c", allow_pickle=False) for p in d.glob("*.npy")}
+        found = json.loads(path.read_text())
     except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _fingerprint(files, cache_dir: Path) -> str:
+    """A digest of the files' contents (each name, size and CRC-32), recomputed only when their
+    metadata changed (see above)."""
+    h = hashlib.sha1()
+    for p in files:
+        s = p.stat()
+        h.update(f"{p.parent.name}/{p.name}:{s.st_size}:{s.st_mtime_ns}:{s.st_ctime_ns}:{s.st_ino};".encode())
+    stamp, known = h.hexdigest(), _read_json(cache_dir / _FINGERPRINTS)
+    if stamp not in known:
+        h = hashlib.sha1()
+        for p in files:
+            data = p.read_bytes()
+            h.update(f"{p.parent.name}/{p.name}:{len(data)}:{zlib.crc32(data)};".encode())
+        known = {**dict(list(known.items())[-99:]), stamp: h.hexdigest()}  # the 100 latest
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache_dir / f".{_FINGERPRINTS}.{uuid.uuid4().hex}"
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, cache_dir / _FINGERPRINTS)  # in one step: another process may be reading it
+    return known[stamp]
+
+
+def _digest(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _cache_path(cache_dir: Path, key) -> Path:
+    options = key["options"]
+    return cache_dir / f"{options['partition']}-{_digest(options)}-{_digest(key['contents'])}"
+
+
+def _cache_read(d: Path, key) -> dict:
+    """The arrays of cache folder d, memory-mapped; an error unless it is a complete cache of key."""
+    manifest = json.loads((d / _MANIFEST).read_text())
+    if manifest["key"] != json.loads(json.dumps(key)):
+        raise ValueError("its manifest is of other files or options")
+    arrays = {}
+    for name, meta in manifest["arrays"].items():
+        path = d / f"{name}.npy"
+        size = path.stat().st_size
+        if size != meta["bytes"]:
+            raise ValueError(f"{path.name} has {size} bytes, not {meta['bytes']}")
+        # mmap "c" (copy-on-write) so torch.from_numpy gets a writable array and copies nothing
+        a = np.load(path, mmap_mode="c", allow_pickle=False)
+        if [list(a.shape), str(a.dtype)] != [meta["shape"], meta["dtype"]]:
+            raise ValueError(f"{path.name} holds {a.dtype} {a.shape}, not {meta['dtype']} {meta['shape']}")
+        arrays[name] = a
+    needed = {"features", "offsets"}
+    needed |= {"labels"} if key["options"]["labels"] else set()
+    needed |= {"stats"} if key["options"]["normalize"] == "global" else set()
+    if needed - arrays.keys():
+        raise ValueError(f"it lacks {sorted(needed - arrays.keys())}")
+    return arrays
+
+
+def _cache_load(cache_dir: Path, key, verbose: bool = False) -> dict | None:
+    """The cached arrays; None when there are none, or (with a notice) when they cannot be served."""
+    d = _cache_path(cache_dir, key)
+    if not d.exists():
+        return None
+    try:
+        arrays = _cache_read(d, key)
+    except Exception as e:  # whatever is wrong (a file missing, truncated, unreadable): rebuild
+        why = f"{Path(e.filename).name}: {e.strerror}" if isinstance(e, OSError) and e.filename else e
+        print(f"phonemekit: the cache {d} is incomplete or unreadable ({why}); rebuilding it")
+        return None
+    if verbose:
+        print(f"phonemekit: loaded {key['options']['partition']} from cache {d}")
+    return arrays
+
+
+def _cache_save(cache_dir: Path, key, arrays) -> dict | None:
+    """Write the arrays as the cache of key; return them memory-mapped from it (None if that fails)."""
+    d = _cache_path(cache_dir, key)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.build-", dir=cache_dir))
+    try:
+        manifest = {"key": key, "arrays": {}}
+        for name, a in arrays.items():
+            np.save(tmp / f"{name}.npy", a)
+            manifest["arrays"][name] = {"shape": list(a.shape), "dtype": str(a.dtype),
+                                        "bytes": (tmp / f"{name}.npy").stat().st_size}
+        (tmp / _MANIFEST).write_text(json.dumps(manifest))  # last: a folder without it is never served
+        _publish(tmp, d, key)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # already gone when it was renamed into place
+    _prune(d)
+    try:
+        return _cache_read(d, key)
+    except Exception:  # replaced by another process in between: the caller serves its own arrays
         return None
 
 
-def _cache_save(cache_dir, key, arrays) -> None:
-    d = _cache_path(cache_dir, key)
-    d.parent.mkdir(parents=True, exist_ok=True)
-    tmp = d.with_name(d.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for name, a in arrays.items():
-        np.save(tmp / f"{name}.npy", a)
-    (tmp / "key.json").write_text(json.dumps(key, sort_keys=True))  # written last: marks it complete
-    shutil.rmtree(d, ignore_errors=True)
-    try:
-        os.replace(tmp, d)  # a crash mid-write leaves a .tmp folder, never a half cache
-    except OSError:  # another process finished the same cache first: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
+def _publish(tmp: Path, d: Path, key) -> None:
+    """Rename the finished build tmp to d in one step. A complete cache already at d (another
+    process finished first, with the same arrays) is kept; a damaged one is moved aside first."""
+    for _ in range(5):
+        try:
+            os.rename(tmp, d)  # atomic, and refused while d exists
+            return
+        except OSError:
+            pass
+        try:
+            _cache_read(d, key)
+            return
+        except FileNotFoundError:  # d itself is gone (moved aside by another process): try again
+            if not d.exists():
+                continue
+        except Exception:
+            pass
+        aside = d.with_name(f".{d.name}.damaged-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(d, aside)  # of several processes, one moves it
+        except OSError:
+            continue
+        try:
+            _cache_read(aside, key)  # complete after all: another process replaced the damaged one
+        except Exception:  # just now, and may be opening it; _prune removes it in an hour
+            shutil.rmtree(aside, ignore_errors=True)
+
+
+def _prune(d: Path) -> None:
+    """Remove the older caches of d's partition and options, and hidden leftovers of crashed builds."""
+    prefix = d.name.rsplit("-", 1)[0] + "-"  # <partition>-<options>-
+    for p in d.parent.iterdir():
+        try:
+            if p.name.startswith(prefix) and p != d:
+                shutil.rmtree(p)
+            elif p.name.startswith("." + prefix) and time.time() - p.stat().st_mtime > _LEFTOVER_AGE:
+                shutil.rmtree(p)
+        except OSError:  # removed by another process meanwhile, or in use (Windows)
+            pass
 
 
 # --------------------------------------------------------------------------------------------
