@@ -458,6 +458,10 @@ class AudioDataset(torch.utils.data.Dataset):
         self.partition, self.context, self.window = partition, int(context), 2 * int(context) + 1
         self.normalize, self.boundary, self.out_dtype = normalize, boundary, out_dtype
         self.with_labels = (not is_test) if with_labels is None else bool(with_labels)
+        # what `like` needs to load these utterances again, prepared another way
+        self._options = dict(root=self.root, partition=partition, subset=subset, subset_seed=subset_seed,
+                             dtype=dtype, cache_dir=cache_dir, with_labels=self.with_labels,
+                             out_dtype=out_dtype, verbose=verbose)
 
         mfcc, tr = _partition_files(self.root, partition, self.with_labels)
         if subset < 1:  # a random but fixed choice of utterances, kept in sorted order
@@ -505,9 +509,12 @@ class AudioDataset(torch.utils.data.Dataset):
         self.labels = torch.from_numpy(labels) if labels is not None else None
         self.n_features = int(self.features.shape[1])
         self.lengths = np.diff(self.offsets)
-        # utterance mode pads C zeros after every utterance: frame i of utterance u starts its
-        # window at row i + C*u, so the row offsets are derived, never stored per frame
-        self._row_offset = self.context if boundary == "utterance" else 0
+        # the rows are padded for context _pad: _pad zero rows at both ends (and, in utterance mode,
+        # after every utterance), so frame i of utterance u is at row _pad + i (+ _pad*u): row
+        # offsets are derived, never stored per frame. A dataset derived at a smaller context
+        # (like) shares these rows: its windows start _pad - context rows later.
+        self._pad = self.context
+        self._row_offset = self._pad if boundary == "utterance" else 0
         self._offsets_t = torch.from_numpy(self.offsets[1:-1])
 
     # building ----------------------------------------------------------------------------
@@ -563,26 +570,46 @@ class AudioDataset(torch.utils.data.Dataset):
 
     def window_starts(self, idx: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         """Row in the padded array where the window of frame idx begins."""
+        start = idx if self._pad == self.context else idx + (self._pad - self.context)
         if self._row_offset == 0:
-            return idx
+            return start
         offsets = self._offsets_t if offsets is None else offsets
         utt = torch.searchsorted(offsets.to(idx.device), idx, right=True)
-        return idx + self._row_offset * utt
+        return start + self._row_offset * utt
 
     def with_context(self, context: int) -> "AudioDataset":
-        """The same frames (utterances, normalisation, labels) with windows of another context.
+        """The same frames (utterances, normalisation, labels) with windows of another context:
+        like(context=context)."""
+        return self.like(context=context)
 
-        Re-pads the stored rows instead of reading the files again: cheap, and a subset or a
-        custom normalisation stays exactly as it was (an ensemble's members may differ in context).
+    def like(self, context=None, normalize=None, boundary=None, stats=None) -> "AudioDataset":
+        """These utterances (partition, subset, labels, storage) prepared another way; what is not
+        given stays as it is. Only what changes is redone, and frames are shared where they can be.
+
+        The same normalisation is laid out again from the stored rows, without reading a file: a
+        smaller context (same boundary) is a view of these rows, a larger one or the other
+        boundary a new padded copy. Another normalisation, or other global statistics, reads the
+        files again (through cache_dir if this dataset had one); normalize="global" without
+        stats takes them from the training partition, as AudioDataset does.
         """
-        context = int(context)
-        if context == self.context:
-            return self
+        context = self.context if context is None else _number("context", context, whole=True)
+        normalize, boundary = normalize or self.normalize, boundary or self.boundary
+        if normalize != self.normalize or (normalize == "global" and stats is not None
+                                            and not same_stats(stats, self.stats)):
+            return AudioDataset(**self._options, context=context, normalize=normalize, boundary=boundary,
+                                stats=stats)
         if context < 0:
             raise ValueError(f"context={context} must be >= 0")
-        gap = context if self.boundary == "utterance" else 0
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"boundary={boundary!r}; choose one of {BOUNDARIES}")
+        if boundary == self.boundary and context == self.context:
+            return self
         out = copy.copy(self)  # labels, offsets and utterances are shared, never changed
-        out.context, out.window, out._row_offset = context, 2 * context + 1, gap
+        out.context, out.window, out.boundary = context, 2 * context + 1, boundary
+        if boundary == self.boundary and context <= self._pad:
+            return out  # a view of the same rows
+        gap = context if boundary == "utterance" else 0
+        out._pad, out._row_offset = context, gap
         out.features = self.features.new_zeros(
             (len(self) + 2 * context + (len(self.utterances) - 1) * gap, self.n_features))
         frames = torch.arange(len(self))  # a frame's row is its window's start + C
@@ -841,6 +868,11 @@ class FrameLoader:
                  drop_last: bool = False, device=None, seed: int | None = None,
                  resident: bool | None = None, prefetch: int = 4, workers: int = 2,
                  storage_dtype=None, rank: int = 0, world_size: int = 1):
+        batch_size, rank, world_size, prefetch, workers = (
+            _number(name, value, whole=True) for name, value in [("batch_size", batch_size), ("rank", rank),
+                                                                 ("world_size", world_size), ("prefetch", prefetch),
+                                                                 ("workers", workers)])
+        seed = None if seed is None else _number("seed", seed, whole=True)
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
         if not 0 <= rank < world_size:
