@@ -687,7 +687,7 @@ class AudioDataset(torch.utils.data.Dataset):
 # The contents fingerprint: name, size and modification time miss a same-size edit whose mtime
 # was restored (cp -p, rsync -a and unzip all restore it), and a sample of each file (its first and
 # last blocks) misses an edit in between. So it is a CRC-32 of every byte of every file. That
-# reads all the files (about 0.6 GB/s on a 2-core VM, an eighth of a build), so it is done
+# reads all the files (about 1 GB/s on a 2-core VM, a tenth of a build), so it is done
 # only when the files' metadata (size, mtime, ctime, inode) changed since it was last computed,
 # and otherwise taken from cache_dir/fingerprints.json: the system sets ctime on every write,
 # copy or timestamp change and no tool can set it back, so unchanged metadata means unchanged

@@ -104,9 +104,9 @@ def _wanted(model, dataset, stats) -> dict:
         if stats is None:
             subset = f", subset={s['subset']}" if s["subset"] < 1 else ""
             raise ValueError(
-                f"{s['checkpoint']} was trained with normalize='global' but holds no statistics (it was "
-                "saved before checkpoints kept them), so its frames cannot be normalised as in training: "
-                "retrain it, or pass the training statistics: datasets_for(models, dataset, "
+                f"{s['checkpoint']} was trained with normalize='global' but holds no statistics, so its "
+                "frames cannot be normalised as in training: retrain it (training saves them), or pass "
+                "the training statistics: datasets_for(models, dataset, "
                 f"stats=AudioDataset(root, {s['train_partition']!r}, normalize='global'{subset}).stats)")
         want["stats"] = tuple(np.asarray(a, np.float32).reshape(-1) for a in stats)
     return want
