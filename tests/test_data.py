@@ -243,6 +243,41 @@ def test_float16_storage_refuses_values_it_cannot_hold(tmp_path):
         AudioDataset(tmp_path, context=1, normalize="none", dtype=torch.float16)
 
 
+def write_huge(root, x):
+    """Two utterances with the values of x (any dtype), written as they are."""
+    for k, part in enumerate((x, x[::-1] * 0.5)):
+        write_utterance(root, "train-clean-100", f"1-1-000{k}", np.zeros(len(part)), np.zeros(len(part), int))
+        np.save(root / "train-clean-100" / "mfcc" / f"1-1-000{k}.npy", part)
+
+
+@pytest.mark.parametrize("normalize, dtype, scale", [
+    ("cepstral", np.float64, 1e300), ("minmax", np.float64, 1e300),  # float64 beyond float32's range
+    ("cepstral", np.float32, 1e19),  # float32 whose squares overflow
+    ("cepstral", np.float32, 3e38), ("minmax", np.float32, 3e38)])  # float32 whose differences overflow
+def test_huge_but_finite_values_normalise_correctly_per_utterance(tmp_path, normalize, dtype, scale):
+    x = (np.random.default_rng(0).uniform(-1, 1, (50, 6)) * scale).astype(dtype)
+    x[:, 2] = dtype(scale)  # constant: 0 after normalisation
+    write_huge(tmp_path, x)
+    ds = AudioDataset(tmp_path, context=0, normalize=normalize)
+    got = ds.features[ds.utterance_frames("1-1-0000")].numpy().astype(np.float64)
+    y = x.astype(np.float64) / scale  # the same frames at a size float64 computes with exactly
+    with np.errstate(invalid="ignore"):  # the constant coefficient: 0/0, set below
+        if normalize == "cepstral":
+            want = (y - y.mean(axis=0)) / y.std(axis=0)
+        else:
+            want = (y - y.min(axis=0)) / (y.max(axis=0) - y.min(axis=0))
+    want[:, 2] = 0
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("normalize", ["none", "global"])
+def test_values_that_do_not_fit_float32_are_refused_naming_the_file(tmp_path, normalize):
+    x = np.random.default_rng(0).standard_normal((20, 6)) * 1e300  # float64, finite
+    write_huge(tmp_path, x)
+    with pytest.raises(ValueError, match=r"1-1-000\d\.npy.*float32.*cepstral"):
+        AudioDataset(tmp_path, context=0, normalize=normalize)
+
+
 @pytest.mark.parametrize("f", [13, 15, 27, 28])
 def test_feature_dimension_is_read_from_the_data(tmp_path, f):
     utts = write_corpus(tmp_path, f=f)
@@ -380,6 +415,21 @@ def corrupt(tmp_path, how):
     if how == "1-D features":
         np.save(m, np.zeros(12, np.float32))
         return m.name
+    if how == "dangling symlink":
+        m.unlink()
+        m.symlink_to(part / "elsewhere" / m.name)
+        return m.name
+    if how == "symlink loop":
+        m.unlink()
+        m.symlink_to(m)
+        return m.name
+    if how == "upper-case .NPY":
+        m.rename(m.with_suffix(".NPY"))
+        t.rename(t.with_suffix(".NPY"))
+        return f"{victim}.NPY", "rename"
+    if how == "stray file":
+        (part / "mfcc" / "notes.txt").write_text("features of 103-1240-0000 redone")
+        return "notes.txt"
     raise AssertionError(how)
 
 
@@ -388,7 +438,7 @@ BAD_INPUTS = ["missing partition", "missing mfcc folder", "missing transcript fo
               "transcript too long", "transcript too short", "no [SOS]", "no [EOS]",
               "unknown phoneme", "[SOS] inside", "feature dimension differs", "nan", "inf",
               "empty utterance", "not an npy file", "truncated npy file", "pickled transcript",
-              "1-D features"]
+              "1-D features", "dangling symlink", "symlink loop", "upper-case .NPY", "stray file"]
 
 
 @pytest.mark.parametrize("how", BAD_INPUTS)
@@ -399,7 +449,39 @@ def test_bad_input_raises_an_error_naming_the_file(tmp_path, how):
     msg = str(err.value)
     assert all(n in msg for n in (named if isinstance(named, tuple) else (named,)))
     assert any(w in msg for w in ["re-extract", "remove", "fix", "check", "expected", "needs", "pass",
-                                  "must", "each", "classes"])  # and says what to do
+                                  "must", "each", "classes", "rename", "move", "copy"])  # and says what to do
+
+
+def test_zero_features_per_frame_is_refused_naming_the_file(tmp_path):
+    for name in ("1-1-0000", "1-1-0001"):
+        write_utterance(tmp_path, "train-clean-100", name, np.zeros((5, 0), np.float32), np.zeros(5, int))
+    with pytest.raises(ValueError, match=r"1-1-0000\.npy.*0 features"):
+        AudioDataset(tmp_path, context=2)
+
+
+def test_hidden_and_system_files_beside_the_utterances_are_ignored(tmp_path):
+    utts = write_corpus(tmp_path)
+    for folder in ("mfcc", "transcript"):
+        d = tmp_path / "train-clean-100" / folder
+        (d / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+        (d / "._84-121-0003.npy").write_bytes(b"\0\5\26\7")  # macOS metadata from a zip
+        (d / "Thumbs.db").write_bytes(b"\xd0\xcf")
+        (d / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "train-clean-100" / "mfcc" / "stray.bak").write_text("?")
+    with pytest.raises(ValueError, match="stray.bak"):  # not hidden: it could be data, so it is not skipped
+        AudioDataset(tmp_path, context=2)
+    (tmp_path / "train-clean-100" / "mfcc" / "stray.bak").unlink()
+    ds = AudioDataset(tmp_path, context=2)
+    assert ds.utterances == sorted(utts)
+
+
+@pytest.mark.parametrize("arg, value", [("subset", "0.5"), ("context", "3"), ("subset_seed", "1"),
+                                        ("context", True), ("subset", None)])
+def test_numbers_given_as_text_are_refused_naming_the_argument(tmp_path, arg, value):
+    write_corpus(tmp_path)
+    kwargs = {"subset": 0.5, arg: value}
+    with pytest.raises(ValueError, match=f"{arg}={value!r}.*number"):
+        AudioDataset(tmp_path, **kwargs)
 
 
 def test_transcript_length_error_gives_the_expected_count(tmp_path):
@@ -465,9 +547,9 @@ def test_cache_is_rebuilt_when_a_file_changes(tmp_path, builds):
     write_corpus(root)
     AudioDataset(root, context=3, cache_dir=cache)
     f = root / "train-clean-100" / "mfcc" / "19-198-0001.npy"
-    later(f)  # touched
+    later(f)  # touched: the same bytes, so the same arrays
     AudioDataset(root, context=3, cache_dir=cache)
-    assert len(builds) == 2
+    assert len(builds) == 1
     x = np.load(f)
     np.save(f, x + 100)  # new content (same size)
     later(f, 2)
@@ -606,3 +688,30 @@ def test_utterance_shapes_reads_headers_in_sorted_order(tmp_path):
     write_corpus(tmp_path, {"b-1-0001": 4, "a-1-0000": 7}, f=15)
     assert data.utterance_shapes(tmp_path, "train-clean-100") == [(7, 15), (4, 15)]
     assert data.utterance_shapes(tmp_path, "train-clean-100", limit=1) == [(7, 15)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training and validation sets that do not fit together: found before the first epoch
+
+
+def test_check_compatible_names_both_partitions_and_their_feature_dimensions(tmp_path):
+    write_corpus(tmp_path, f=28)
+    write_corpus(tmp_path, {"5-5-0000": 9}, f=27, partition="dev-clean")
+    train, dev = AudioDataset(tmp_path, context=2), AudioDataset(tmp_path, "dev-clean", context=2)
+    with pytest.raises(ValueError) as err:
+        data.check_compatible(train, dev)
+    msg = str(err.value)
+    assert "train-clean-100" in msg and "dev-clean" in msg and "28" in msg and "27" in msg
+
+
+def test_check_compatible_compares_how_the_frames_are_prepared(tmp_path):
+    write_corpus(tmp_path)
+    write_corpus(tmp_path, {"5-5-0000": 9, "6-6-0000": 4}, seed=2, partition="dev-clean")
+    train = AudioDataset(tmp_path, context=2, normalize="global")
+    data.check_compatible(train, AudioDataset(tmp_path, "dev-clean", context=2, normalize="global", stats=train.stats))
+    for other, word in [({"context": 3}, "context"), ({"boundary": "utterance"}, "boundary"),
+                        ({"normalize": "cepstral"}, "normalize"),
+                        ({"stats": (train.stats[0] + 1, train.stats[1])}, "stats")]:
+        opts = {"context": 2, "normalize": "global", "stats": train.stats, **other}
+        with pytest.raises(ValueError, match=word):
+            data.check_compatible(train, AudioDataset(tmp_path, "dev-clean", **opts))

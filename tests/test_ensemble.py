@@ -1,15 +1,16 @@
 """phonemekit.ensemble: what a student relies on when several models vote on the test frames."""
 
+import numpy as np
 import pytest
 import torch
 
 import phonemekit.ensemble as ensemble
-from phonemekit.data import AudioDataset
-from phonemekit.ensemble import combine, compare, datasets_for, ensemble_predict
+from phonemekit.data import AudioDataset, FrameLoader
+from phonemekit.ensemble import combine, compare, datasets_for, ensemble_predict, load_members
 from phonemekit.model import build_mlp
 from phonemekit.synthetic import make_learnable_corpus
 from phonemekit.submit import predict
-from phonemekit.train import Config, fit
+from phonemekit.train import Config, fit, load_checkpoint
 
 F, K = 8, 8  # features per frame; classes used by the synthetic task
 
@@ -148,3 +149,79 @@ def test_unknown_method_and_stray_weights_are_errors(dev):
         ensemble_predict([mlp(2)], dev, method="mean", weights=[1.0])
     with pytest.raises(ValueError, match="one per model"):
         ensemble_predict([mlp(2), mlp(2)], dev, method="weighted", weights=[1.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Each member's frames prepared as it was trained
+
+
+def trained(corpus, folder, **options):
+    """A checkpoint of one quick training run with these data options (best.pt)."""
+    config = Config(root=str(corpus), hidden=[16], epochs=1, batch_size=128, scheduler="none", device="cpu",
+                    amp="off", checkpoint_dir=str(folder), **{"context": 2, **options})
+    fit(config, progress=False, verbose=False)
+    return folder / "best.pt"
+
+
+def with_stats(path, stats):
+    """The checkpoint as the training engine writes it: the global statistics beside the config."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt["stats"] = None if stats is None else {"mean": [float(v) for v in stats[0]],
+                                                "std": [float(v) for v in stats[1]]}
+    torch.save(ckpt, path)
+    return path
+
+
+def test_each_member_gets_frames_normalised_and_padded_as_it_was_trained(corpus, dev, tmp_path):
+    raw = trained(corpus, tmp_path / "raw", normalize="none")
+    scaled = trained(corpus, tmp_path / "scaled", normalize="minmax", boundary="utterance", context=3)
+    fresh = [AudioDataset(corpus, "dev-clean", context=2, normalize="none"),
+             AudioDataset(corpus, "dev-clean", context=3, normalize="minmax", boundary="utterance")]
+    models = [load_checkpoint(p)[0] for p in (raw, scaled)]
+    expected = combine([predict(m, d, return_probs=True) for m, d in zip(models, fresh)])
+    with pytest.raises(ValueError, match="normalize='none'.*datasets_for"):
+        ensemble_predict([raw], dev)  # dev is cepstral, at the member's context: refused, not fed
+    for members in ([raw, scaled], load_members([raw, scaled])):  # paths, or models loaded from them
+        sets = datasets_for(members, dev)
+        for ds, want in zip(sets, fresh):
+            assert (ds.normalize, ds.boundary, ds.context) == (want.normalize, want.boundary, want.context)
+            idx = torch.arange(len(want))
+            assert torch.equal(ds[idx][0], want[idx][0])
+        assert torch.equal(ensemble_predict(members, sets), expected)
+
+
+def test_a_member_trained_with_global_statistics_gets_those_from_its_checkpoint(corpus, dev, tmp_path):
+    stats = (np.full(F, 0.5, np.float32), np.full(F, 2.0, np.float32))  # not the training set's own
+    path = with_stats(trained(corpus, tmp_path / "run", normalize="global"), stats)
+    (ds,) = datasets_for([path], dev)
+    fresh = AudioDataset(corpus, "dev-clean", context=2, normalize="global", stats=stats)
+    assert ds.normalize == "global" and torch.equal(ds.features, fresh.features)
+    assert torch.equal(ensemble_predict([path], [ds]), predict(load_checkpoint(path)[0], fresh))
+    other = AudioDataset(corpus, "dev-clean", context=2, normalize="global")  # the training set's statistics
+    with pytest.raises(ValueError, match="statistics.*datasets_for"):
+        ensemble_predict([path], other)
+
+
+def test_a_global_member_without_statistics_says_how_to_fix_it(corpus, dev, tmp_path):
+    path = with_stats(trained(corpus, tmp_path / "run", normalize="global"), None)
+    with pytest.raises(ValueError, match="no statistics") as err:
+        datasets_for([path], dev)
+    assert "retrain" in str(err.value) and "stats=" in str(err.value)
+    stats = AudioDataset(corpus, context=0, normalize="global").stats
+    (ds,) = datasets_for([path], dev, stats=stats)
+    fresh = AudioDataset(corpus, "dev-clean", context=2, normalize="global", stats=stats)
+    assert torch.equal(ds.features, fresh.features)
+
+
+@pytest.mark.parametrize("boundary", ["concat", "utterance"])
+def test_members_prepared_alike_share_one_dataset_and_one_copy_of_the_frames(corpus, boundary):
+    dev = AudioDataset(corpus, "dev-clean", context=2, boundary=boundary)
+    sets = datasets_for([mlp(2), mlp(1, seed=1), mlp(2, seed=2), mlp(4, seed=3), mlp(3, seed=4)], dev)
+    assert sets[0] is dev and sets[2] is dev
+    assert sets[1].features.data_ptr() == dev.features.data_ptr()  # a smaller context reads the same rows
+    assert sets[3].features.data_ptr() == sets[4].features.data_ptr()  # one new copy for the larger contexts
+    for ds in sets:  # the same windows as a fresh load, item by item and through the loader
+        fresh = AudioDataset(corpus, "dev-clean", context=ds.context, boundary=boundary)
+        idx = torch.arange(len(fresh))
+        assert torch.equal(ds[idx][0], fresh[idx][0])
+        assert torch.equal(torch.cat([x for x, _ in FrameLoader(ds, 64, shuffle=False)]), fresh[idx][0])

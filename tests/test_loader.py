@@ -189,3 +189,9 @@ def test_ranks_of_an_unshuffled_set_concatenate_back_to_frame_order(tmp_path):
     parts = [torch.cat([frames_of(b, 1) for b in FrameLoader(test, 4, shuffle=False, rank=r, world_size=3)])
              for r in range(3)]
     assert torch.cat(parts).tolist() == list(range(n))
+
+
+@pytest.mark.parametrize("arg, value", [("batch_size", "64"), ("seed", "0"), ("rank", "0"), ("workers", 2.5)])
+def test_numbers_given_as_text_are_refused_naming_the_argument(ds, arg, value):
+    with pytest.raises(ValueError, match=f"{arg}={value!r}.*(number|whole)"):
+        FrameLoader(ds, **{"batch_size": 8, arg: value})

@@ -5,7 +5,9 @@ mean-variance normalisation over time, [SOS]/[EOS] stripped, all utterances conc
 frames at both ends of the concatenation, and item i = padded[i : i + 2C + 1].
 
 Windows are never materialised per frame: the padded array is stored once and a batch is one
-gather through a strided view of it.
+gather through a strided view of it. With cache_dir the arrays are written once and memory-mapped
+on later loads; the cache is found by the files' contents, so no edit is ever served stale (see
+"The cache" below for how, and what it costs).
 """
 
 from __future__ import annotations
@@ -14,8 +16,13 @@ import copy
 import hashlib
 import json
 import math
+import numbers
 import os
 import shutil
+import tempfile
+import time
+import uuid
+import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -31,12 +38,21 @@ NORMALIZATIONS = ("cepstral", "global", "minmax", "none")
 BOUNDARIES = ("concat", "utterance")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_ROOT = REPO_ROOT / "data" / "demo"
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 _FP16_MAX = 65504.0
+_FP32_MAX = float(np.finfo(np.float32).max)
+_SYSTEM_FILES = {"Thumbs.db", "desktop.ini"}  # left in folders by Windows (macOS's are hidden: .DS_Store)
 
 
 # --------------------------------------------------------------------------------------------
 # Finding the data
+
+
+def _broken_link(path: Path) -> str:
+    """' (a link to X, which does not exist or loops)' when path is such a link, else ''."""
+    if path.is_symlink() and not path.exists():
+        return f" (a symbolic link to {os.readlink(path)}, which does not exist or loops back on itself)"
+    return ""
 
 
 def _subdirs(d: Path) -> list[Path]:
@@ -55,7 +71,7 @@ def find_root(path, skip=()) -> Path:
     path = Path(path).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(
-            f"data folder {path} does not exist: pass the folder where the Kaggle zip was "
+            f"data folder {path} does not exist{_broken_link(path)}: pass the folder where the Kaggle zip was "
             "extracted (it holds train-clean-100/, dev-clean/, test-clean/)"
         )
     skip = {Path(s).resolve() for s in skip}
@@ -146,12 +162,14 @@ def _feature_shape(path: Path) -> tuple[int, int]:
         raise ValueError(f"{path} holds {dtype} values; features must be numbers (frames, features)")
     if shape[0] == 0:
         raise ValueError(f"{path} is an empty utterance (0 frames); remove it together with its transcript")
+    if shape[1] == 0:
+        raise ValueError(f"{path} has 0 features per frame (shape {shape}); re-extract it from the Kaggle zip")
     return int(shape[0]), int(shape[1])
 
 
 def _load_features(path: Path) -> np.ndarray:
     x = _load_npy(path)
-    if x.ndim != 2 or len(x) == 0:
+    if x.ndim != 2 or x.size == 0:
         _feature_shape(path)  # raises the matching error
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).any(axis=1).argmax())
@@ -183,22 +201,64 @@ def _read_labels(path: Path, n_frames: int, mfcc_path: Path) -> np.ndarray:
     return ids[inverse.reshape(-1)].astype(np.uint8)
 
 
+def _over_time(x: np.ndarray, how: str) -> np.ndarray | None:
+    """Cepstral (each coefficient mean 0, std 1) or min-max ([0, 1]) normalisation over time (axis 0)
+    of one utterance, in x's dtype; None when a statistic overflows it."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if how == "cepstral":
+            shift, spread = x.mean(axis=0), x.std(axis=0)
+        else:
+            shift = x.min(axis=0)
+            spread = x.max(axis=0) - shift
+    if not (np.isfinite(shift).all() and np.isfinite(spread).all()):
+        return None
+    return (x - shift) / np.where(spread > 0, spread, 1)  # a constant coefficient -> 0, not NaN
+
+
 def _normalize(x: np.ndarray, how: str, stats) -> np.ndarray:
-    x = x.astype(np.float32, copy=False)
-    if how == "cepstral":  # over time (axis 0): each coefficient zero mean, unit std per utterance
-        std = x.std(axis=0)
-        return (x - x.mean(axis=0)) / np.where(std > 0, std, 1)  # a constant coefficient -> 0, not NaN
-    if how == "minmax":  # per utterance and coefficient, to [0, 1]
-        lo, hi = x.min(axis=0), x.max(axis=0)
-        return (x - lo) / np.where(hi > lo, hi - lo, 1)
+    """One utterance normalised; the caller casts it to the storage dtype and checks that it fits."""
+    if how == "none":
+        return x
     if how == "global":
         return (x - stats[0]) / stats[1]
-    return x
+    out = _over_time(x.astype(np.float32, copy=False), how)  # float32: fast, and right for real data
+    if out is None:
+        # squares of float32 values beyond ~1e19 overflow, and float64 ones may not fit float32 at
+        # all: both normalisations ignore a coefficient's scale, so scale each into [-1, 1] first
+        x = x.astype(np.float64)
+        scale = np.abs(x).max(axis=0)
+        out = _over_time(x / np.where(scale > 0, scale, 1), how)
+    return out
 
 
 def _listing(folder: Path) -> list[Path]:
-    # sorted by name: os.listdir order is arbitrary, and the test ids depend on this order
-    return sorted((p for p in folder.iterdir() if p.suffix == ".npy"), key=lambda p: p.name)
+    """The <utterance>.npy files of mfcc/ or transcript/, sorted by name (os.listdir's order is
+    arbitrary, and the test ids follow this order).
+
+    Hidden files (.DS_Store, ._<id>.npy from a macOS zip) and Windows' Thumbs.db/desktop.ini are
+    skipped. Anything else is an error: a skipped utterance would shift every later test id.
+    """
+    files = []
+    with os.scandir(folder) as entries:
+        for e in entries:
+            p = folder / e.name
+            if e.name.startswith(".") or e.name in _SYSTEM_FILES:
+                continue
+            if p.suffix != ".npy":
+                fix = (f"rename it to {p.stem}.npy" if p.suffix.lower() == ".npy" else
+                       f"move it out of {folder}, which holds only <utterance>.npy files")
+                raise ValueError(f"{p} is not an utterance file: {fix} (skipping it would drop an utterance)")
+            try:
+                regular = e.is_file()  # follows a link; no system call for a plain file
+            except OSError:  # a link that loops
+                regular = False
+            if not regular:  # a folder, or a link to nothing
+                if _broken_link(p):
+                    raise FileNotFoundError(f"{p} cannot be read{_broken_link(p)}: link it to the file, "
+                                            "or copy the file there")
+                raise ValueError(f"{p} is not a file: move it out of {folder}, which holds only <utterance>.npy files")
+            files.append(p)
+    return sorted(files, key=lambda p: p.name)
 
 
 def _partition_files(root: Path, partition: str, with_labels: bool):
@@ -206,9 +266,11 @@ def _partition_files(root: Path, partition: str, with_labels: bool):
     mfcc_dir, tr_dir = part / "mfcc", part / "transcript"
     if not part.is_dir():
         have = sorted(d.name for d in _subdirs(root))
-        raise FileNotFoundError(f"partition folder {part} is missing (found {have}); check `partition` and `root`")
+        raise FileNotFoundError(f"partition folder {part} is missing{_broken_link(part)} (found {have}); "
+                                "check `partition` and `root`")
     if not mfcc_dir.is_dir():
-        raise FileNotFoundError(f"{mfcc_dir} is missing: each partition holds mfcc/ (and transcript/ except test)")
+        raise FileNotFoundError(f"{mfcc_dir} is missing{_broken_link(mfcc_dir)}: each partition holds mfcc/ "
+                                "(and transcript/ except test)")
     mfcc = _listing(mfcc_dir)
     if not mfcc:
         raise FileNotFoundError(f"{mfcc_dir} holds no .npy files; re-extract {partition} from the Kaggle zip")
@@ -216,7 +278,8 @@ def _partition_files(root: Path, partition: str, with_labels: bool):
         return mfcc, None
     if not tr_dir.is_dir():
         raise FileNotFoundError(
-            f"{tr_dir} is missing: labels are needed for {partition} (pass with_labels=False to load features only)"
+            f"{tr_dir} is missing{_broken_link(tr_dir)}: labels are needed for {partition} "
+            "(pass with_labels=False to load features only)"
         )
     tr = _listing(tr_dir)
     a, b = [p.name for p in mfcc], [p.name for p in tr]
@@ -227,15 +290,6 @@ def _partition_files(root: Path, partition: str, with_labels: bool):
             f"(only in mfcc: {only_m}, only in transcript: {only_t}); each utterance needs both files"
         )
     return mfcc, tr
-
-
-def _fingerprint(files) -> str:
-    # names, sizes and modification times: any re-extracted, edited, added or removed file changes it
-    h = hashlib.sha1()
-    for p in files:
-        s = p.stat()
-        h.update(f"{p.parent.name}/{p.name}:{s.st_size}:{s.st_mtime_ns};".encode())
-    return h.hexdigest()
 
 
 def _train_partition(root: Path) -> str:
@@ -261,17 +315,70 @@ def compute_stats(root, partition: str = "train-clean-100", files=None) -> tuple
     n, s, ss = 0, 0.0, 0.0
     for p in files:
         x = _load_features(p).astype(np.float64)
+        if np.abs(x).max() > _FP32_MAX:  # its statistics would not fit float32 either
+            raise ValueError(_range_error(p, "float32", "global"))
         n, s, ss = n + len(x), s + x.sum(0), ss + (x * x).sum(0)
     mean = s / n
-    std = np.sqrt(np.maximum(ss / n - mean * mean, 0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        std = np.sqrt(np.maximum(ss / n - mean * mean, 0))
+    if not (np.isfinite(std).all() and np.abs(std).max() <= _FP32_MAX):  # squares beyond float64's range
+        raise ValueError(f"the features of {files[0].parent} are too large for global statistics "
+                         "(their squares overflow); use normalize='cepstral', which handles them")
     return mean.astype(np.float32), np.where(std > 0, std, 1).astype(np.float32)
+
+
+def _range_error(path: Path, dtype: str, normalize: str) -> str:
+    if dtype == "float16":
+        return (f"{path} has values beyond float16's range ({_FP16_MAX:g}) after normalize={normalize!r}; "
+                "use dtype=torch.float32 or a normalisation")
+    return (f"{path} has values beyond float32's range ({_FP32_MAX:.3g}) after normalize={normalize!r}; "
+            "use normalize='cepstral' or 'minmax', which scale each utterance, or rescale the file")
 
 
 def _check_stats(stats, f=None):
     mean, std = (np.asarray(s, np.float32).reshape(-1) for s in stats)
     if len(mean) != len(std) or (f is not None and len(mean) != f):
         raise ValueError(f"stats hold {len(mean)} means and {len(std)} stds; the data has {f} coefficients")
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise ValueError("stats hold NaN or Inf; pass the statistics of a training set (train.stats)")
     return mean, np.where(std > 0, std, 1).astype(np.float32)  # a constant coefficient -> no Inf
+
+
+def same_stats(a, b) -> bool:
+    """Whether two (mean, std) pairs (or None) are the same statistics, as stored (float32)."""
+    if a is None or b is None:
+        return a is None and b is None
+    return all(np.array_equal(np.asarray(x, np.float32).reshape(-1), np.asarray(y, np.float32).reshape(-1))
+               for x, y in zip(a, b))
+
+
+def _number(name: str, value, whole: bool = False):
+    """A numeric argument as given: text is refused, not parsed (phonemekit.train.Config parses
+    the text of YAML files and the command line)."""
+    if isinstance(value, (str, bytes, bool)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name}={value!r} must be a number, not {type(value).__name__}: "
+                         f"pass e.g. {name}={1 if whole else 0.5}")
+    if whole and int(value) != value:
+        raise ValueError(f"{name}={value!r} must be a whole number")
+    return int(value) if whole else float(value)
+
+
+def check_compatible(train: "AudioDataset", val: "AudioDataset") -> None:
+    """A ValueError naming both sets when val's frames are not prepared like train's: the feature
+    dimension, the context, the boundary, the normalisation and its statistics. Call it before
+    training: a model sized for train's frames would fail on val only after a whole epoch."""
+    a, b = f"{train.partition} in {train.root}", f"{val.partition} in {val.root}"
+    problems = []
+    if train.n_features != val.n_features:
+        problems.append(f"{train.n_features} features per frame in {a} but {val.n_features} in {b} "
+                        "(use one semester's data for both)")
+    for name in ("context", "boundary", "normalize"):
+        if getattr(train, name) != getattr(val, name):
+            problems.append(f"{name}={getattr(train, name)!r} for {a} but {name}={getattr(val, name)!r} for {b}")
+    if train.normalize == val.normalize == "global" and not same_stats(train.stats, val.stats):
+        problems.append(f"{b} is normalised with other global statistics than {a} (pass stats=train.stats)")
+    if problems:
+        raise ValueError("the training and validation sets do not fit together: " + "; ".join(problems))
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,7 +444,9 @@ class AudioDataset(torch.utils.data.Dataset):
             raise ValueError(f"boundary={boundary!r}; choose one of {BOUNDARIES}")
         if dtype not in (torch.float32, torch.float16):
             raise ValueError(f"dtype={dtype}; storage is torch.float32 or torch.float16")
-        if int(context) != context or context < 0:
+        context, subset = _number("context", context, whole=True), _number("subset", subset)
+        subset_seed = _number("subset_seed", subset_seed, whole=True)
+        if context < 0:
             raise ValueError(f"context={context} must be a whole number >= 0")
         is_test = partition.startswith("test")
         if not 0 < subset <= 1:
@@ -349,6 +458,10 @@ class AudioDataset(torch.utils.data.Dataset):
         self.partition, self.context, self.window = partition, int(context), 2 * int(context) + 1
         self.normalize, self.boundary, self.out_dtype = normalize, boundary, out_dtype
         self.with_labels = (not is_test) if with_labels is None else bool(with_labels)
+        # what `like` needs to load these utterances again, prepared another way
+        self._options = dict(root=self.root, partition=partition, subset=subset, subset_seed=subset_seed,
+                             dtype=dtype, cache_dir=cache_dir, with_labels=self.with_labels,
+                             out_dtype=out_dtype, verbose=verbose)
 
         mfcc, tr = _partition_files(self.root, partition, self.with_labels)
         if subset < 1:  # a random but fixed choice of utterances, kept in sorted order
@@ -368,28 +481,27 @@ class AudioDataset(torch.utils.data.Dataset):
             elif partition.startswith("train"):
                 stats_key = "own frames"
             else:
-                train = _train_partition(self.root)
-                self._stats_files = _partition_files(self.root, train, with_labels=False)[0]
-                stats_key = f"{train}:{_fingerprint(self._stats_files)}"
+                stats_key = _train_partition(self.root)
+                self._stats_files = _partition_files(self.root, stats_key, with_labels=False)[0]
         self.stats = stats
 
-        key = {
-            "version": _CACHE_VERSION, "root": str(self.root.resolve()), "partition": partition,
-            "files": _fingerprint(mfcc + (tr or [])), "utterances": len(mfcc), "context": self.context,
-            "normalize": normalize, "boundary": boundary, "labels": self.with_labels,
-            "dtype": str(dtype), "stats": stats_key,
-        }
-        cached = _cache_load(cache_dir, key) if cache_dir else None
+        cached = None
+        if cache_dir:
+            cache_dir = Path(cache_dir).expanduser()
+            options = {"version": _CACHE_VERSION, "root": str(self.root.resolve()), "partition": partition,
+                       "subset": subset, "subset_seed": subset_seed if subset < 1 else None,
+                       "context": self.context, "normalize": normalize, "boundary": boundary,
+                       "labels": self.with_labels, "dtype": str(dtype), "stats": stats_key}
+            contents = {"files": _fingerprint(mfcc + (tr or []), cache_dir),
+                        "stats files": _fingerprint(self._stats_files, cache_dir) if self._stats_files else None}
+            key = {"options": options, "contents": contents}
+            cached = _cache_load(cache_dir, key, verbose)
         if cached is None:
             arrays = self._build(mfcc, tr, dtype)
-            if cache_dir:
-                _cache_save(cache_dir, key, arrays)
-                del arrays
-                arrays = _cache_load(cache_dir, key)  # serve the memory-mapped copy, not two in RAM
+            if cache_dir:  # serve the memory-mapped copy, not two in RAM
+                arrays = _cache_save(cache_dir, key, arrays) or arrays
         else:
             arrays = cached
-            if verbose:
-                print(f"phonemekit: loaded {partition} from cache {_cache_path(cache_dir, key)}")
         features, labels, self.offsets = arrays["features"], arrays.get("labels"), np.asarray(arrays["offsets"])
         if "stats" in arrays:
             self.stats = (np.array(arrays["stats"][0]), np.array(arrays["stats"][1]))
@@ -397,9 +509,12 @@ class AudioDataset(torch.utils.data.Dataset):
         self.labels = torch.from_numpy(labels) if labels is not None else None
         self.n_features = int(self.features.shape[1])
         self.lengths = np.diff(self.offsets)
-        # utterance mode pads C zeros after every utterance: frame i of utterance u starts its
-        # window at row i + C*u, so the row offsets are derived, never stored per frame
-        self._row_offset = self.context if boundary == "utterance" else 0
+        # the rows are padded for context _pad: _pad zero rows at both ends (and, in utterance mode,
+        # after every utterance), so frame i of utterance u is at row _pad + i (+ _pad*u): row
+        # offsets are derived, never stored per frame. A dataset derived at a smaller context
+        # (like) shares these rows: its windows start _pad - context rows later.
+        self._pad = self.context
+        self._row_offset = self._pad if boundary == "utterance" else 0
         self._offsets_t = torch.from_numpy(self.offsets[1:-1])
 
     # building ----------------------------------------------------------------------------
@@ -434,11 +549,11 @@ class AudioDataset(torch.utils.data.Dataset):
             x = _load_features(p)
             if x.shape != shapes[u]:
                 raise ValueError(f"{p} changed while loading (shape {x.shape}, was {shapes[u]}); load again")
-            xn = _normalize(x, self.normalize, stats)
-            if np_dtype == np.float16 and np.abs(xn).max() > _FP16_MAX:
-                raise ValueError(f"{p} has values beyond float16's range ({_FP16_MAX:g}); "
-                                 "use dtype=torch.float32 or a normalisation")
-            features[rows[u] : rows[u] + len(x)] = xn
+            stored = features[rows[u] : rows[u] + len(x)]
+            with np.errstate(over="ignore", invalid="ignore"):  # checked on the stored values, just below
+                stored[...] = _normalize(x, self.normalize, stats)
+            if not np.isfinite(stored).all():
+                raise ValueError(_range_error(p, np.dtype(np_dtype).name, self.normalize))
             if tr:
                 labels[offsets[u] : offsets[u + 1]] = _read_labels(tr[u], len(x), p)
         out = {"features": features, "offsets": offsets}
@@ -455,26 +570,46 @@ class AudioDataset(torch.utils.data.Dataset):
 
     def window_starts(self, idx: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         """Row in the padded array where the window of frame idx begins."""
+        start = idx if self._pad == self.context else idx + (self._pad - self.context)
         if self._row_offset == 0:
-            return idx
+            return start
         offsets = self._offsets_t if offsets is None else offsets
         utt = torch.searchsorted(offsets.to(idx.device), idx, right=True)
-        return idx + self._row_offset * utt
+        return start + self._row_offset * utt
 
     def with_context(self, context: int) -> "AudioDataset":
-        """The same frames (utterances, normalisation, labels) with windows of another context.
+        """The same frames (utterances, normalisation, labels) with windows of another context:
+        like(context=context)."""
+        return self.like(context=context)
 
-        Re-pads the stored rows instead of reading the files again: cheap, and a subset or a
-        custom normalisation stays exactly as it was (an ensemble's members may differ in context).
+    def like(self, context=None, normalize=None, boundary=None, stats=None) -> "AudioDataset":
+        """These utterances (partition, subset, labels, storage) prepared another way; what is not
+        given stays as it is. Only what changes is redone, and frames are shared where they can be.
+
+        The same normalisation is laid out again from the stored rows, without reading a file: a
+        smaller context (same boundary) is a view of these rows, a larger one or the other
+        boundary a new padded copy. Another normalisation, or other global statistics, reads the
+        files again (through cache_dir if this dataset had one); normalize="global" without
+        stats takes them from the training partition, as AudioDataset does.
         """
-        context = int(context)
-        if context == self.context:
-            return self
+        context = self.context if context is None else _number("context", context, whole=True)
+        normalize, boundary = normalize or self.normalize, boundary or self.boundary
+        if normalize != self.normalize or (normalize == "global" and stats is not None
+                                            and not same_stats(stats, self.stats)):
+            return AudioDataset(**self._options, context=context, normalize=normalize, boundary=boundary,
+                                stats=stats)
         if context < 0:
             raise ValueError(f"context={context} must be >= 0")
-        gap = context if self.boundary == "utterance" else 0
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"boundary={boundary!r}; choose one of {BOUNDARIES}")
+        if boundary == self.boundary and context == self.context:
+            return self
         out = copy.copy(self)  # labels, offsets and utterances are shared, never changed
-        out.context, out.window, out._row_offset = context, 2 * context + 1, gap
+        out.context, out.window, out.boundary = context, 2 * context + 1, boundary
+        if boundary == self.boundary and context <= self._pad:
+            return out  # a view of the same rows
+        gap = context if boundary == "utterance" else 0
+        out._pad, out._row_offset = context, gap
         out.features = self.features.new_zeros(
             (len(self) + 2 * context + (len(self.utterances) - 1) * gap, self.n_features))
         frames = torch.arange(len(self))  # a frame's row is its window's start + C
@@ -538,38 +673,172 @@ class AudioDataset(torch.utils.data.Dataset):
 
 # --------------------------------------------------------------------------------------------
 # The cache: one .npy per array, memory-mapped on reload
+#
+# A cache folder is named <partition>-<options>-<contents>: digests of the options (root, context,
+# normalisation, ...) and of the files' contents. It is written under a hidden, unique name and
+# renamed into place in one step, with manifest.json (the key; each array's shape, dtype and size)
+# written last. A folder whose manifest does not match its files is rebuilt, with a notice, never
+# served. Processes that build the same cache at once (a notebook and a command-line run, DDP
+# ranks) all succeed: the first rename wins and the others use that folder, which holds the same
+# arrays. A new build removes the older caches of its partition and options (their files have
+# changed since); a process that has one memory-mapped keeps its arrays (POSIX frees the space
+# when it is done), and hidden folders, builds in progress, are left alone unless an hour old.
+#
+# The contents fingerprint: name, size and modification time miss a same-size edit whose mtime
+# was restored (cp -p, rsync -a and unzip all restore it), and a sample of each file (its first and
+# last blocks) misses an edit in between. So it is a CRC-32 of every byte of every file. That
+# reads all the files (about 1 GB/s on a 2-core VM, a tenth of a build), so it is done
+# only when the files' metadata (size, mtime, ctime, inode) changed since it was last computed,
+# and otherwise taken from cache_dir/fingerprints.json: the system sets ctime on every write,
+# copy or timestamp change and no tool can set it back, so unchanged metadata means unchanged
+# bytes. A reload costs one stat per file, as before; after a re-extraction, one read of the files,
+# and the cache is reused when the bytes are the same. (On Windows st_ctime is the creation time:
+# an in-place rewrite that restores the mtime goes unseen there.)
+
+_MANIFEST = "manifest.json"
+_FINGERPRINTS = "fingerprints.json"
+_LEFTOVER_AGE = 3600  # seconds: a hidden folder this old is a crashed build's, not one in progress
 
 
-def _cache_path(cache_dir, key) -> Path:
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return Path(cache_dir).expanduser() / f"{key['partition']}-{digest}"
-
-
-def _cache_load(cache_dir, key):
-    d = _cache_path(cache_dir, key)
+def _read_json(path: Path) -> dict:
     try:
-        if json.loads((d / "key.json").read_text()) != json.loads(json.dumps(key)):
-            return None  # another build or other options under a colliding name: rebuild
-        # mmap "c" (copy-on-write) so torch.from_numpy gets a writable array and copies nothing
-        return {p.stem: np.load(p, mmap_mode="c", allow_pickle=False) for p in d.glob("*.npy")}
+        found = json.loads(path.read_text())
     except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _fingerprint(files, cache_dir: Path) -> str:
+    """A digest of the files' contents (each name, size and CRC-32), recomputed only when their
+    metadata changed (see above)."""
+    h = hashlib.sha1()
+    for p in files:
+        s = p.stat()
+        h.update(f"{p.parent.name}/{p.name}:{s.st_size}:{s.st_mtime_ns}:{s.st_ctime_ns}:{s.st_ino};".encode())
+    stamp, known = h.hexdigest(), _read_json(cache_dir / _FINGERPRINTS)
+    if stamp not in known:
+        h = hashlib.sha1()
+        for p in files:
+            data = p.read_bytes()
+            h.update(f"{p.parent.name}/{p.name}:{len(data)}:{zlib.crc32(data)};".encode())
+        known = {**dict(list(known.items())[-99:]), stamp: h.hexdigest()}  # the 100 latest
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache_dir / f".{_FINGERPRINTS}.{uuid.uuid4().hex}"
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, cache_dir / _FINGERPRINTS)  # in one step: another process may be reading it
+    return known[stamp]
+
+
+def _digest(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _cache_path(cache_dir: Path, key) -> Path:
+    options = key["options"]
+    return cache_dir / f"{options['partition']}-{_digest(options)}-{_digest(key['contents'])}"
+
+
+def _cache_read(d: Path, key) -> dict:
+    """The arrays of cache folder d, memory-mapped; an error unless it is a complete cache of key."""
+    manifest = json.loads((d / _MANIFEST).read_text())
+    if manifest["key"] != json.loads(json.dumps(key)):
+        raise ValueError("its manifest is of other files or options")
+    arrays = {}
+    for name, meta in manifest["arrays"].items():
+        path = d / f"{name}.npy"
+        size = path.stat().st_size
+        if size != meta["bytes"]:
+            raise ValueError(f"{path.name} has {size} bytes, not {meta['bytes']}")
+        # mmap "c" (copy-on-write) so torch.from_numpy gets a writable array and copies nothing
+        a = np.load(path, mmap_mode="c", allow_pickle=False)
+        if [list(a.shape), str(a.dtype)] != [meta["shape"], meta["dtype"]]:
+            raise ValueError(f"{path.name} holds {a.dtype} {a.shape}, not {meta['dtype']} {meta['shape']}")
+        arrays[name] = a
+    needed = {"features", "offsets"}
+    needed |= {"labels"} if key["options"]["labels"] else set()
+    needed |= {"stats"} if key["options"]["normalize"] == "global" else set()
+    if needed - arrays.keys():
+        raise ValueError(f"it lacks {sorted(needed - arrays.keys())}")
+    return arrays
+
+
+def _cache_load(cache_dir: Path, key, verbose: bool = False) -> dict | None:
+    """The cached arrays; None when there are none, or (with a notice) when they cannot be served."""
+    d = _cache_path(cache_dir, key)
+    if not d.exists():
+        return None
+    try:
+        arrays = _cache_read(d, key)
+    except Exception as e:  # whatever is wrong (a file missing, truncated, unreadable): rebuild
+        why = f"{Path(e.filename).name}: {e.strerror}" if isinstance(e, OSError) and e.filename else e
+        print(f"phonemekit: the cache {d} is incomplete or unreadable ({why}); rebuilding it")
+        return None
+    if verbose:
+        print(f"phonemekit: loaded {key['options']['partition']} from cache {d}")
+    return arrays
+
+
+def _cache_save(cache_dir: Path, key, arrays) -> dict | None:
+    """Write the arrays as the cache of key; return them memory-mapped from it (None if that fails)."""
+    d = _cache_path(cache_dir, key)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.build-", dir=cache_dir))
+    try:
+        manifest = {"key": key, "arrays": {}}
+        for name, a in arrays.items():
+            np.save(tmp / f"{name}.npy", a)
+            manifest["arrays"][name] = {"shape": list(a.shape), "dtype": str(a.dtype),
+                                        "bytes": (tmp / f"{name}.npy").stat().st_size}
+        (tmp / _MANIFEST).write_text(json.dumps(manifest))  # last: a folder without it is never served
+        _publish(tmp, d, key)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # already gone when it was renamed into place
+    _prune(d)
+    try:
+        return _cache_read(d, key)
+    except Exception:  # replaced by another process in between: the caller serves its own arrays
         return None
 
 
-def _cache_save(cache_dir, key, arrays) -> None:
-    d = _cache_path(cache_dir, key)
-    d.parent.mkdir(parents=True, exist_ok=True)
-    tmp = d.with_name(d.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for name, a in arrays.items():
-        np.save(tmp / f"{name}.npy", a)
-    (tmp / "key.json").write_text(json.dumps(key, sort_keys=True))  # written last: marks it complete
-    shutil.rmtree(d, ignore_errors=True)
-    try:
-        os.replace(tmp, d)  # a crash mid-write leaves a .tmp folder, never a half cache
-    except OSError:  # another process finished the same cache first: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
+def _publish(tmp: Path, d: Path, key) -> None:
+    """Rename the finished build tmp to d in one step. A complete cache already at d (another
+    process finished first, with the same arrays) is kept; a damaged one is moved aside first."""
+    for _ in range(5):
+        try:
+            os.rename(tmp, d)  # atomic, and refused while d exists
+            return
+        except OSError:
+            pass
+        try:
+            _cache_read(d, key)
+            return
+        except FileNotFoundError:  # d itself is gone (moved aside by another process): try again
+            if not d.exists():
+                continue
+        except Exception:
+            pass
+        aside = d.with_name(f".{d.name}.damaged-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(d, aside)  # of several processes, one moves it
+        except OSError:
+            continue
+        try:
+            _cache_read(aside, key)  # complete after all: another process replaced the damaged one
+        except Exception:  # just now, and may be opening it; _prune removes it in an hour
+            shutil.rmtree(aside, ignore_errors=True)
+
+
+def _prune(d: Path) -> None:
+    """Remove the older caches of d's partition and options, and hidden leftovers of crashed builds."""
+    prefix = d.name.rsplit("-", 1)[0] + "-"  # <partition>-<options>-
+    for p in d.parent.iterdir():
+        try:
+            if p.name.startswith(prefix) and p != d:
+                shutil.rmtree(p)
+            elif p.name.startswith("." + prefix) and time.time() - p.stat().st_mtime > _LEFTOVER_AGE:
+                shutil.rmtree(p)
+        except OSError:  # removed by another process meanwhile, or in use (Windows)
+            pass
 
 
 # --------------------------------------------------------------------------------------------
@@ -599,6 +868,11 @@ class FrameLoader:
                  drop_last: bool = False, device=None, seed: int | None = None,
                  resident: bool | None = None, prefetch: int = 4, workers: int = 2,
                  storage_dtype=None, rank: int = 0, world_size: int = 1):
+        batch_size, rank, world_size, prefetch, workers = (
+            _number(name, value, whole=True) for name, value in [("batch_size", batch_size), ("rank", rank),
+                                                                 ("world_size", world_size), ("prefetch", prefetch),
+                                                                 ("workers", workers)])
+        seed = None if seed is None else _number("seed", seed, whole=True)
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
         if not 0 <= rank < world_size:

@@ -5,9 +5,17 @@
     ids = ensemble_predict(models, test_ds, method="weighted", dev=dev_ds) # weights = dev accuracy
     compare(models, dev_ds)            # dev accuracy of each member and of every method, a table
 
-Members trained at different contexts need the frames at their own context: pass one dataset
-per member (`ensemble_predict(models, [test_c20, test_c30])`), or pass one dataset and let
-`datasets_for(models, dataset)` derive the others from it (no files are read again).
+Each member must see frames prepared as it was trained: at its context, with its normalisation,
+boundary and (normalize="global") training statistics. A checkpoint records all of them; pass its
+path, or a model from load_members, which carries them as `model.data_settings`. Pass one dataset
+per member (`ensemble_predict(models, [test_c20, test_c30])`), or one dataset and let
+`datasets_for(models, dataset)` prepare each member's frames from it; a dataset that does not
+fit its member is refused. Members prepared alike share one dataset object, and members that
+differ only in context share one copy of the frames (a smaller context is a view of the rows).
+
+A model built in the session (an nn.Module not loaded from a checkpoint) records only its input
+size: its context is read from that, and its normalisation, boundary and statistics cannot be
+known, so they are assumed to be the dataset's.
 
 The course counts an ensemble's parameters together: the members' total must stay within the
 budget, and this is checked before anything is predicted.
@@ -17,9 +25,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
+from .data import AudioDataset, same_stats
 from .model import BUDGET, check_budget, count_params
 from .submit import predict
 
@@ -32,7 +42,10 @@ METHODS = ("mean", "weighted", "vote", "max")
 
 def load_members(models, device=None) -> list[torch.nn.Module]:
     """Models as given, with checkpoint paths (best.pt/last.pt or a run's folder) loaded; all
-    moved to `device` when one is given."""
+    moved to `device` when one is given. A model loaded from a checkpoint carries
+    `data_settings`, how its frames were prepared: checkpoint, context, n_features, normalize,
+    boundary, stats ((mean, std) for normalize="global"; None when the checkpoint holds none),
+    train_partition, subset."""
     if isinstance(models, (torch.nn.Module, str, Path)):
         models = [models]
     out = []
@@ -40,7 +53,9 @@ def load_members(models, device=None) -> list[torch.nn.Module]:
         if isinstance(m, (str, Path)):
             from .train import load_checkpoint
 
-            m = load_checkpoint(m, device=device or "cpu")[0]
+            path = m
+            m, config, ckpt = load_checkpoint(path, device=device or "cpu")
+            m.data_settings = _data_settings(config, ckpt, path)
         elif not isinstance(m, torch.nn.Module):
             raise TypeError(f"an ensemble member is a model or a checkpoint path, not {type(m).__name__}")
         out.append(m.to(device) if device is not None else m)
@@ -64,16 +79,100 @@ def model_context(model: torch.nn.Module, n_features: int) -> int:
     return (window - 1) // 2
 
 
-def datasets_for(models, dataset) -> list:
-    """One dataset per member, each at the context that member was built for."""
-    cache = {dataset.context: dataset}
-    out = []
-    for m in load_members(models):
-        c = model_context(m, dataset.n_features)
-        if c not in cache:
-            cache[c] = dataset.with_context(c)
-        out.append(cache[c])
+def _data_settings(config, ckpt: dict, path) -> dict:
+    """How a checkpoint's model was fed in training: the data options saved with it."""
+    stats = ckpt.get("stats") if config.normalize == "global" else None
+    if stats is not None:
+        stats = (np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32))
+    return {"checkpoint": str(path), "context": int(ckpt.get("context", config.context)),
+            "n_features": ckpt.get("n_features"), "normalize": config.normalize, "boundary": config.boundary,
+            "stats": stats, "train_partition": config.train_partition, "subset": config.subset}
+
+
+def _wanted(model, dataset, stats) -> dict:
+    """The preparation (context, normalize, boundary, stats) a member's frames need."""
+    s = getattr(model, "data_settings", None)
+    if s is None:  # built in the session: only the context is known; the rest is assumed
+        return {"context": model_context(model, dataset.n_features), "normalize": dataset.normalize,
+                "boundary": dataset.boundary, "stats": dataset.stats if dataset.normalize == "global" else None}
+    if s["n_features"] is not None and s["n_features"] != dataset.n_features:
+        raise ValueError(f"{s['checkpoint']} was trained on {s['n_features']} features per frame, but "
+                         f"{dataset.partition} in {dataset.root} has {dataset.n_features}: predict on data "
+                         "of the semester it was trained on")
+    want = {k: s[k] for k in ("context", "normalize", "boundary", "stats")}
+    if want["normalize"] == "global" and want["stats"] is None:
+        if stats is None:
+            subset = f", subset={s['subset']}" if s["subset"] < 1 else ""
+            raise ValueError(
+                f"{s['checkpoint']} was trained with normalize='global' but holds no statistics, so its "
+                "frames cannot be normalised as in training: retrain it (training saves them), or pass "
+                "the training statistics: datasets_for(models, dataset, "
+                f"stats=AudioDataset(root, {s['train_partition']!r}, normalize='global'{subset}).stats)")
+        want["stats"] = tuple(np.asarray(a, np.float32).reshape(-1) for a in stats)
+    return want
+
+
+def _preparation(want: dict) -> tuple:
+    stats = None if want["stats"] is None else tuple(np.asarray(a, np.float32).tobytes() for a in want["stats"])
+    return want["normalize"], want["boundary"], stats
+
+
+def datasets_for(models, dataset, stats=None) -> list:
+    """One dataset per member, its frames prepared as that member was trained (see the module's
+    notes), made from `dataset`: the partition and utterances to predict.
+
+    Members prepared alike get one dataset object. Where the dataset's own rows serve (its
+    preparation, a context no larger) they are shared; otherwise one copy is made per
+    preparation, at the largest context that needs it, and shared by the smaller ones.
+    stats: (mean, std) of the training frames, for members trained with normalize="global" whose
+    checkpoints hold none.
+    """
+    wants = [_wanted(m, dataset, stats) for m in load_members(models)]
+    own = _preparation({"normalize": dataset.normalize, "boundary": dataset.boundary,
+                        "stats": dataset.stats if dataset.normalize == "global" else None})
+
+    def from_dataset(w):
+        return _preparation(w) == own and w["context"] <= dataset.context
+
+    widest = {}
+    for w in wants:
+        if not from_dataset(w):
+            widest[_preparation(w)] = max(widest.get(_preparation(w), 0), w["context"])
+    copies, made, out = {}, {}, []
+    for w in wants:
+        prep = _preparation(w)
+        if (w["context"], prep) not in made:
+            if from_dataset(w):
+                made[w["context"], prep] = dataset.like(context=w["context"])
+            else:
+                if prep not in copies:
+                    copies[prep] = dataset.like(context=widest[prep], normalize=w["normalize"],
+                                                boundary=w["boundary"], stats=w["stats"])
+                made[w["context"], prep] = copies[prep].like(context=w["context"])
+        out.append(made[w["context"], prep])
     return out
+
+
+def _check_prepared(k: int, s: dict, ds: AudioDataset) -> None:
+    """A ValueError when dataset ds does not give frames prepared as member k was trained."""
+    want = {"context": s["context"], "normalize": s["normalize"], "boundary": s["boundary"],
+            "n_features": s["n_features"]}
+    have = {"context": ds.context, "normalize": ds.normalize, "boundary": ds.boundary, "n_features": ds.n_features}
+    differ = [name for name in want if want[name] is not None and want[name] != have[name]]
+    if not differ and s["normalize"] == "global":
+        if s["stats"] is None:
+            print(f"phonemekit: {s['checkpoint']} holds no global statistics; its frames use the dataset's, "
+                  "which cannot be checked against the training ones")
+        elif not same_stats(s["stats"], ds.stats):
+            raise ValueError(f"member {k} ({s['checkpoint']}) was trained with other global statistics than "
+                             "its dataset's: pass datasets_for(models, dataset), which normalises its frames "
+                             "with the statistics saved in the checkpoint")
+    if differ:
+        trained = ", ".join(f"{n}={want[n]!r}" for n in differ)
+        given = ", ".join(f"{n}={have[n]!r}" for n in differ)
+        raise ValueError(f"member {k} ({s['checkpoint']}) was trained on frames with {trained}, but its "
+                         f"dataset gives {given}: pass datasets_for(models, dataset) to prepare each "
+                         "member's frames as it was trained")
 
 
 def _pair_datasets(models, dataset) -> list:
@@ -87,6 +186,9 @@ def _pair_datasets(models, dataset) -> list:
         if len(ds) != n:
             raise ValueError(f"dataset {k} has {len(ds):,} frames, dataset 0 has {n:,}: every member must "
                              "predict the same frames (the same partition, the same subset)")
+        settings = getattr(m, "data_settings", None)
+        if settings is not None and isinstance(ds, AudioDataset):
+            _check_prepared(k, settings, ds)
         want = getattr(m, "in_features", None)
         have = getattr(ds, "window", None), getattr(ds, "n_features", None)
         if want is not None and None not in have and want != have[0] * have[1]:
@@ -124,8 +226,8 @@ def ensemble_predict(models, dataset, method: str = "mean", weights=None, dev=No
     """The ensemble's class id (int64, CPU) for every frame, in dataset order.
 
     models:  nn.Modules or checkpoint paths (loaded with phonemekit.train.load_checkpoint).
-    dataset: one dataset for all members, or a list with one per member (members trained at
-             different contexts: datasets_for(models, dataset) makes that list).
+    dataset: one dataset for all members, or a list with one per member, each prepared as its
+             member was trained (datasets_for(models, dataset) makes that list).
     method:  "mean"     average of the members' softmax probabilities, then argmax;
              "weighted" the same with weights: `weights` when given, else each member's
                         accuracy on `dev` (a labelled dataset, or a list with one per member);
