@@ -886,14 +886,22 @@ class FrameLoader:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.seed = seed if seed is not None else int(torch.initial_seed() % 2**31)
         self.epoch, self.prefetch, self.workers = 0, prefetch, max(1, int(workers))
-        # resident: keep the data on the target device (GPU default); else gather on the host
-        self.resident = (self.device.type != "cpu") if resident is None else resident
+        # resident: keep the data on the target device (by default when it fits); else gather on
+        # the host and stream the batches
+        dt = storage_dtype or dataset.features.dtype
+        nbytes = dataset.features.shape[0] * dataset.features.shape[1] * dt.itemsize
+        self.resident = fits_on_device(self.device, nbytes, dataset) if resident is None else resident
         self._features = dataset.features
         self._labels = dataset.labels
         if self.resident and self.device.type != "cpu":
-            dt = storage_dtype or dataset.features.dtype
-            self._features = dataset.features.to(self.device, dt).contiguous()
-            self._labels = None if dataset.labels is None else dataset.labels.to(self.device)
+            try:
+                self._features = dataset.features.to(self.device, dt).contiguous()
+                self._labels = None if dataset.labels is None else dataset.labels.to(self.device)
+            except torch.OutOfMemoryError:
+                raise RuntimeError(
+                    f"the frames of {dataset.partition} ({nbytes / 2**30:.1f} GiB as {dt}) do not fit on "
+                    f"{self.device}: use resident=False (batches stream from pinned host memory) or "
+                    "storage_dtype='float16'") from None
         self._offsets = dataset._offsets_t.to(self._features.device)  # once, not per batch
 
     def shard(self) -> tuple[int, int, int]:
@@ -917,12 +925,13 @@ class FrameLoader:
         g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
         return torch.randperm(n, generator=g)
 
-    def _batch(self, idx: torch.Tensor):
+    def _batch(self, idx: torch.Tensor, dtype=None):
         ds = self.dataset
-        x = gather_windows(self._features, ds.window_starts(idx, self._offsets), ds.window, ds.out_dtype)
+        x = gather_windows(self._features, ds.window_starts(idx, self._offsets), ds.window, dtype or ds.out_dtype)
         if self._labels is None:
             return x
-        return x, self._labels[idx].long()
+        y = self._labels[idx]
+        return x, (y if dtype is not None else y.long())  # streamed: uint8 until on the GPU
 
     def _index_batches(self):
         start, length, _ = self.shard()
@@ -943,10 +952,19 @@ class FrameLoader:
         self.epoch += 1
 
     def _host_batch(self, idx):
-        b = self._batch(idx)
-        if self.device.type == "cuda":  # pinned pages let the copy to the GPU run asynchronously
-            b = tuple(a.pin_memory() for a in b) if isinstance(b, tuple) else b.pin_memory()
-        return b
+        if self.device.type != "cuda":
+            return self._batch(idx)
+        # in the storage dtype (half the bytes for float16) into pinned pages, which let the copy
+        # to the GPU run asynchronously; the cast to out_dtype happens on the GPU
+        b = self._batch(idx, dtype=self._features.dtype)
+        return tuple(a.pin_memory() for a in b) if isinstance(b, tuple) else b.pin_memory()
+
+    def _to_device(self, b):
+        """A host batch on the device: features cast to out_dtype, labels to int64, both there."""
+        x, *rest = b if isinstance(b, tuple) else (b,)
+        x = x.to(self.device, non_blocking=True).to(self.dataset.out_dtype)
+        rest = [a.to(self.device, non_blocking=True).long() for a in rest]
+        return (x, *rest) if rest else x
 
     def _prefetched(self):
         # `workers` threads gather the next `prefetch` batches while the consumer computes;
@@ -960,12 +978,25 @@ class FrameLoader:
                     idx = next(batches, None)
                     if idx is not None:
                         pending.append(pool.submit(self._host_batch, idx))
-                    if self.device.type != "cpu":
-                        b = tuple(a.to(self.device, non_blocking=True) for a in b) if isinstance(b, tuple) else b.to(self.device, non_blocking=True)
-                    yield b
+                    yield self._to_device(b) if self.device.type != "cpu" else b
             finally:  # finished, broke out early or raised: drop what is queued, let running ones end
                 for f in pending:
                     f.cancel()
+
+
+def fits_on_device(device: torch.device, nbytes: int, dataset=None, share: float = 0.6) -> bool:
+    """Whether frames of nbytes should live on the device: on a GPU when they take at most `share`
+    of its free memory (the rest is for the model, its activations and the optimizer); on a CPU
+    there is nothing to move. Says so in one line when they do not fit."""
+    if device.type != "cuda":
+        return device.type != "cpu"
+    free, _ = torch.cuda.mem_get_info(device)
+    if nbytes <= share * free:
+        return True
+    what = f"the frames of {dataset.partition}" if dataset is not None else "the frames"
+    print(f"phonemekit: {what} ({nbytes / 2**30:.1f} GiB) would take more than {share:.0%} of the GPU's free "
+          f"memory ({free / 2**30:.1f} GiB): batches stream from pinned host memory instead (resident=False)")
+    return False
 
 
 def describe(ds: AudioDataset) -> str:
@@ -979,17 +1010,6 @@ def describe(ds: AudioDataset) -> str:
 
 # --------------------------------------------------------------------------------------------
 # What the notebooks and the command line ask of a corpus
-
-
-def check_compatible(train: AudioDataset, val: AudioDataset) -> None:
-    """Training and validation frames a model can share: the same feature dimension and window."""
-    if train.n_features != val.n_features:
-        raise ValueError(f"{train.root / train.partition} has {train.n_features} features per frame but "
-                         f"{val.root / val.partition} has {val.n_features}: train and validate on data of one "
-                         "semester (the feature dimension changed between semesters)")
-    if train.context != val.context:
-        raise ValueError(f"training context {train.context} but validation context {val.context}: build both "
-                         "from one config")
 
 
 def test_dataset(config, root=None, with_labels=None, stats=None) -> AudioDataset:

@@ -51,7 +51,7 @@ def load_members(models, device=None) -> list[torch.nn.Module]:
     out = []
     for m in models:
         if isinstance(m, (str, Path)):
-            from .train import load_checkpoint
+            from .checkpoint import load_checkpoint
 
             path = m
             m, config, ckpt = load_checkpoint(path, device=device or "cpu")
