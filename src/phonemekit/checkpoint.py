@@ -103,18 +103,24 @@ def read(path, device="cpu") -> dict:
                                 "or point at the checkpoint_dir of that run")
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as e:
+        if "weights only" not in str(e).lower():
+            return _unreadable(path, e)
         # never load it unrestricted: unpickling arbitrary objects can run code
         raise ValueError(f"{path} holds Python objects other than tensors and plain values, so phonemekit did "
                          "not write it and will not load it; use a last.pt/best.pt written by the kit") from None
     except Exception as e:  # truncated zip, empty file, not a torch file at all
-        what = "an empty file" if path.stat().st_size == 0 else "truncated or not a PyTorch checkpoint"
-        raise ValueError(f"{path} cannot be read: {what} ({type(e).__name__}). It may be an interrupted copy "
-                         "or download: copy it again, or use the run's other checkpoint (last.pt or best.pt)") from None
+        return _unreadable(path, e)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{path} is not a phonemekit checkpoint (no 'model' and 'config'): pass a last.pt, "
                          "best.pt, epoch-NNN.pt, avg.pt, ema.pt or swa.pt that a run wrote")
     return ckpt
+
+
+def _unreadable(path: Path, e: Exception):
+    what = "an empty file" if path.stat().st_size == 0 else "truncated or not a PyTorch checkpoint"
+    raise ValueError(f"{path} cannot be read: {what} ({type(e).__name__}). It may be an interrupted copy "
+                     "or download: copy it again, or use the run's other checkpoint (last.pt or best.pt)") from None
 
 
 def resolve(path) -> Path:
