@@ -104,7 +104,7 @@ def read(path, device="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as e:
-        if "GLOBAL" not in str(e):  # no object refused: the bytes are not a pickle at all
+        if "global" not in str(e).lower():  # no object refused: the bytes are not a pickle at all
             return _unreadable(path, e)
         # never load it unrestricted: unpickling arbitrary objects can run code
         raise ValueError(f"{path} holds Python objects other than tensors and plain values, so phonemekit did "
