@@ -298,13 +298,12 @@ def test_a_truncated_last_pt_is_named_on_resume(corpus, tmp_path):
 
 
 def test_a_pickled_object_is_never_loaded_and_the_advice_is_not_weights_only_false(tmp_path):
-    import pickle
 
     class Evil:
         def __reduce__(self):
             return (os.system, ("echo owned > " + str(tmp_path / "owned"),))
 
-    torch.save({"model": Evil(), "config": {}}, tmp_path / "evil.pt", pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    torch.save({"model": Evil(), "config": {}}, tmp_path / "evil.pt")
     with pytest.raises(ValueError, match="will not load it") as e:
         load_checkpoint(tmp_path / "evil.pt")
     assert "weights_only=False" not in str(e.value) and not (tmp_path / "owned").exists()
