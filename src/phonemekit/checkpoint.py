@@ -48,10 +48,19 @@ META_KEYS = ("format", "task", "config", "in_features", "n_features", "context",
 
 def save(obj, path) -> Path:
     """torch.save to a unique temporary file, then rename: a crash mid-write keeps the old file."""
-    path = Path(path)
+    return _write_atomically(Path(path), lambda tmp: torch.save(obj, tmp))
+
+
+def copy(src, dst) -> Path:
+    """An atomic copy (best.pt from last.pt)."""
+    return _write_atomically(Path(dst), lambda tmp: shutil.copyfile(src, tmp))
+
+
+def _write_atomically(path: Path, write) -> Path:
+    # a name of this process and moment: two writers never share a temporary file
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
-        torch.save(obj, tmp)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
@@ -59,21 +68,6 @@ def save(obj, path) -> Path:
             _raise_write_error(e, path)
         raise
     return path
-
-
-def copy(src, dst) -> Path:
-    """An atomic copy (best.pt from last.pt)."""
-    src, dst = Path(src), Path(dst)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            _raise_write_error(e, dst)
-        raise
-    return dst
 
 
 def _raise_write_error(e: BaseException, path: Path):
