@@ -2,6 +2,10 @@
 
 import copy
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -12,6 +16,8 @@ from phonemekit.submit import validate_submission
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "starter.ipynb"
+RUNNER = REPO / "tools" / "run_notebook.py"
+PLOTS = ("spectrogram.png", "class_distribution.png", "history.png", "per_phoneme.png", "confusion.png")
 # what only Colab (or a Kaggle account) can do: mount Drive, read secrets, clone, pip, download, submit
 COLAB_ONLY = ("drive.mount(", "userdata.get(", '"clone"', '"pip"', "kaggle_download(", "kaggle_submit(")
 
@@ -40,7 +46,8 @@ def test_notebook_is_saved_without_outputs_and_with_the_python3_kernel(nb):
 def test_one_parameters_cell_holds_the_settings_a_student_changes(nb):
     params = [c for c in nb.cells if "parameters" in tags(c)]
     assert len(params) == 1
-    for name in ("RECIPE", "OVERRIDES", "RESUME", "COMPETITION", "DATA_ROOT", "OUT_DIR", "WANDB_MODE", "SUBMIT"):
+    for name in ("RECIPE", "OVERRIDES", "RESUME", "COMPETITION", "DATA_ROOT", "OUT_DIR", "WANDB_MODE", "PROGRESS",
+                 "SUBMIT"):
         assert f"\n{name} = " in "\n" + params[0].source, name
     assert 'RECIPE = "auto"' in params[0].source
 
@@ -79,16 +86,42 @@ def stdout(nb):
     return "".join(o.get("text", "") for c in code_cells(nb) for o in c.get("outputs", []) if o.output_type == "stream")
 
 
+def run_headless(tmp_path, *args, recipe="smoke"):
+    """The README's main job: tools/run_notebook.py, as a student runs it in a terminal."""
+    env = {**os.environ, "PHONEMEKIT_OUT": str(tmp_path / "runs")}
+    env.pop("PHONEMEKIT_DATA", None)
+    env.pop("PHONEMEKIT_RECIPE", None)
+    if recipe:
+        env["PHONEMEKIT_RECIPE"] = recipe
+    return subprocess.run([sys.executable, str(RUNNER), "-o", str(tmp_path / "starter.out.ipynb"), *args],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+
+
 @pytest.mark.slow
-def test_notebook_runs_top_to_bottom_and_ends_with_a_valid_submission(nb, tmp_path, monkeypatch):
-    ran = execute(nb, tmp_path, monkeypatch)
+def test_notebook_runs_headless_with_its_output_in_the_terminal_and_ends_with_a_valid_submission(
+        nb, tmp_path, monkeypatch):
+    proc = run_headless(tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
     run = tmp_path / "runs" / "smoke"
     test = AudioDataset(DEMO_ROOT, "test-clean", context=0)
     assert validate_submission(run / "submission.csv", len(test))
-    for plot in ("spectrogram.png", "history.png", "per_phoneme.png", "confusion.png"):
+    for plot in PLOTS:
         assert (run / plot).stat().st_size > 10_000, plot
-    out = stdout(ran)
+    # the cells' output as it ran, under the notebook's section headings, one line per epoch
+    assert out.index("== 1. Data ==") < out.index("== 3. Train ==") < out.index("epoch   2/2 |")
     assert "recipe 'smoke'" in out and "demo test accuracy" in out
+    assert "\r" not in out and not re.search(r"\d+/\d+ \[\d\d:\d\d", out)  # no progress bars in a terminal log
+    assert "Kernel is running over TCP" not in proc.stderr
+    # it ends with the accuracies and where the files are
+    summary = out[out.index("== The run in short =="):]
+    assert "run 'smoke': dev accuracy" in summary and "test accuracy:" in summary
+    assert f"submission: {run / 'submission.csv'}" in summary
+    assert all(plot in summary for plot in PLOTS) and str(run) in summary
+    # the executed notebook is kept, with the outputs
+    executed = nbformat.read(tmp_path / "starter.out.ipynb", as_version=4)
+    assert "run 'smoke': dev accuracy" in stdout(executed)
+    assert str(tmp_path / "starter.out.ipynb") in out.splitlines()[-1]
 
     # a second run (after a crash, a disconnect) resumes the same run instead of starting over
     upto = next(i for i, c in enumerate(nb.cells) if "result = fit(" in c.source)
@@ -96,3 +129,20 @@ def test_notebook_runs_top_to_bottom_and_ends_with_a_valid_submission(nb, tmp_pa
     again.cells = again.cells[: upto + 1]
     out = stdout(execute(again, tmp_path, monkeypatch))
     assert "resuming from" in out and "starting a fresh run" not in out
+
+
+def test_a_failing_cell_is_named_and_the_executed_notebook_kept(tmp_path):
+    proc = run_headless(tmp_path, "-p", "RECIPE", "no-such-recipe", recipe=None)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "the notebook stopped at cell" in last and "in section '0. Set-up'" in last
+    assert "ValueError: unknown recipe 'no-such-recipe'" in last
+    assert str(tmp_path / "starter.out.ipynb") in last
+    assert (tmp_path / "starter.out.ipynb").is_file()
+
+
+def test_the_executed_notebook_and_the_runs_are_git_ignored():
+    if subprocess.run(["git", "rev-parse"], cwd=REPO, capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    for path in ("notebooks/runs/starter.out.ipynb", "notebooks/runs/cpu-demo/submission.csv"):
+        assert subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO).returncode == 0, path

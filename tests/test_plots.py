@@ -105,6 +105,27 @@ def test_per_phoneme_accuracy_counts_frames_and_correct_ones_per_class():
     assert table["frames"].sum() == len(labels)
 
 
+# ---- class distribution -----------------------------------------------------
+
+def test_class_distribution_counts_frames_and_shares_per_phoneme():
+    labels = [0, 0, 0, 3, 3, 39, 0, 0]
+    table = plots.class_distribution(torch.tensor(labels, dtype=torch.uint8))
+    assert list(table["phoneme"]) == CLASSES
+    assert table.loc[0, "frames"] == 5 and table.loc[3, "frames"] == 2 and table.loc[39, "frames"] == 1
+    assert table["share"].sum() == pytest.approx(1.0)
+    assert table.loc[0, "share"] == pytest.approx(5 / 8)
+
+
+def test_class_distribution_plot_names_phonemes_not_numbers_and_saves_a_png(tmp_path):
+    labels = np.repeat([0, 3, 17], [50, 30, 20])
+    fig = plots.plot_class_distribution(labels, path=tmp_path / "class_distribution.png", title="train-clean-100")
+    assert_png(tmp_path / "class_distribution.png")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
+    np.testing.assert_allclose([b.get_height() for b in ax.patches][:4], [0.5, 0, 0, 0.3])
+    assert "most common [SIL], 50.0%" in ax.get_title() and "train-clean-100" in ax.get_title()
+
+
 # ---- figures ------------------------------------------------------------------
 
 def test_every_plot_returns_a_figure_and_saves_a_png(tmp_path):
@@ -116,6 +137,7 @@ def test_every_plot_returns_a_figure_and_saves_a_png(tmp_path):
         "bars.png": lambda f: plots.plot_per_phoneme_accuracy(p, y, path=f),
         "confusion.png": lambda f: plots.plot_confusion(torch.tensor(p), torch.tensor(y), path=f),
         "spec.png": lambda f: plots.plot_spectrogram(feats, labels, path=f, title="utt"),
+        "classes.png": lambda f: plots.plot_class_distribution(y, path=f),
     }
     for name, make in made.items():
         fig = make(tmp_path / "out" / name)

@@ -1,4 +1,5 @@
-"""Pictures of a run: learning curves, per-phoneme accuracy, a confusion matrix, a spectrogram.
+"""Pictures of a run: learning curves, per-phoneme accuracy, a confusion matrix, a spectrogram,
+the class distribution.
 
 Every plot function returns its matplotlib Figure and, given `path`, also saves it as a PNG.
 Closing the figure is the caller's business (`plt.close(fig)`); in a notebook end the line with
@@ -201,6 +202,41 @@ def plot_per_phoneme_accuracy(predictions, labels, path=None, sort=True):
     ax.set_xlabel("frame accuracy")
     ax.set_title(f"per-phoneme accuracy (overall {overall:.2%}, dashed)")
     ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+# -----------------------------------------------------------------------------
+# class distribution
+
+def class_distribution(labels):
+    """One row per frame class: phoneme, frames, share (of all frames). The row index is the class id."""
+    y = _class_ids(labels, "labels")
+    if y.size == 0:
+        raise ValueError("labels is empty; pass the label of every frame, e.g. train_ds.labels")
+    frames = np.bincount(y, minlength=NUM_CLASSES)
+    return pd.DataFrame({"phoneme": CLASSES, "frames": frames, "share": frames / y.size})
+
+
+def plot_class_distribution(labels, path=None, title=None):
+    """The share of frames of each phoneme, as bars in class order, the most common one named.
+
+    `labels` are the class ids (or phoneme strings) of every frame, e.g. `train_ds.labels`.
+    The classes are far from balanced (silence alone is about a quarter of the frames), which
+    is why overall accuracy hides how the rare phonemes do.
+    """
+    table = class_distribution(labels)
+    top = table.loc[table["frames"].idxmax()]
+    fig, ax = plt.subplots(figsize=(12, 3.4), layout="constrained")
+    pos = np.arange(NUM_CLASSES)
+    bars = ax.bar(pos, table["share"], color="tab:blue", width=0.75)
+    bars[int(top.name)].set_color("tab:orange")
+    ax.set_xticks(pos, CLASSES, rotation=90, fontsize=8.5)
+    ax.set_xlim(-0.6, NUM_CLASSES - 0.4)
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    ax.set_ylabel("share of frames")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title((title + ": " if title else "") + f"frames per phoneme ({int(table['frames'].sum()):,} frames; "
+                 f"most common {top.phoneme}, {top.share:.1%})")
     return _save(fig, path)
 
 

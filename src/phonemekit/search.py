@@ -16,7 +16,7 @@ sampler="fill-budget" draws an architecture the way the course's hackathon did: 
 shape, depth and activation, with the widths solved so the model fills the budget.
 
 Team sweeps: write_sweep(space, "sweep.yaml"), `wandb sweep sweep.yaml` once, then everyone
-runs `python -m phonemekit sweep-agent SWEEP_ID --base configs/strong.yaml`: wandb's sweep
+runs `python -m phonemekit sweep-agent SWEEP_ID --base strong`: wandb's sweep
 controller hands out the configs, each agent trains them with fit.
 """
 
