@@ -156,7 +156,7 @@ def test_predict_copies_the_header_and_label_kind_of_the_sample_file(corpus, tra
 
 @pytest.mark.parametrize("text, reason", [
     ("id,label\n0,AH\n1,AH\n", "rows, expected 3"),
-    ("id,label\n1,AH\n0,AH\n2,AH\n", "expected 0"),
+    ("id,label\n1,AH\n1,AH\n2,AH\n", "id 1 appears 2 times"),
     ("id,label\n0,AH\n1,XX\n2,AH\n", "'XX'"),
     (",id,label\n0,0,AH\n1,1,AH\n2,2,AH\n", "extra index column"),
 ])
@@ -194,7 +194,7 @@ def no_kaggle(no_credentials, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("the kaggle command must not run without credentials")
 
-    monkeypatch.setattr(submit.subprocess, "run", no_network)
+    monkeypatch.setattr(submit, "_stream", no_network)
 
 
 def test_submit_and_download_without_credentials_say_where_to_put_them(no_kaggle, tmp_path, capsys):

@@ -172,7 +172,7 @@ def cmd_validate(args) -> int:
     header = tuple(args.header.split(",")) if args.header else None
     kwargs = {"header": header} if header else {}
     validate_submission(args.file, n, sample=sample, **kwargs)
-    print(f"{args.file}: OK ({n:,} rows as in {source}, ids in order, labels valid"
+    print(f"{args.file}: OK ({n:,} rows as in {source}, ids 0..N-1 each once, labels valid"
           + (f", header as in {sample.name}" if sample else "") + ")")
     return 0
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .phonemes import EOS, NUM_CLASSES, PHONEME_TO_INDEX, SOS
+from .phonemes import CLASSES, EOS, NUM_CLASSES, PHONEME_TO_INDEX, SOS
 
 PARTITIONS = ("train-clean-100", "train-clean-360", "dev-clean", "test-clean")
 NORMALIZATIONS = ("cepstral", "global", "minmax", "none")
@@ -1004,7 +1004,7 @@ def describe(ds: AudioDataset) -> str:
     s = repr(ds)
     if ds.labels is not None:
         counts = torch.bincount(ds.labels.long(), minlength=NUM_CLASSES)
-        s += f"\n  most common class: {int(counts.argmax())} ({counts.max().item() / len(ds):.1%} of frames)"
+        s += f"\n  most common class: {CLASSES[int(counts.argmax())]} ({counts.max().item() / len(ds):.1%} of frames)"
     return s
 
 

@@ -621,6 +621,6 @@ def submission_format(sample) -> tuple[tuple, str]:
     """(header, label_format) to write so that a file matches the sample's columns and label kind."""
     if sample is None:
         return HEADER, "string"
-    df = pd.read_csv(sample, dtype=str, keep_default_na=False, nrows=100)
+    df = _read_csv(sample, what="sample", nrows=100)
     kind = label_kind(df.iloc[:, 1]) if df.shape[1] == 2 and len(df) else None
     return tuple(df.columns), kind or "string"
