@@ -715,3 +715,9 @@ def test_check_compatible_compares_how_the_frames_are_prepared(tmp_path):
         opts = {"context": 2, "normalize": "global", "stats": train.stats, **other}
         with pytest.raises(ValueError, match=word):
             data.check_compatible(train, AudioDataset(tmp_path, "dev-clean", **opts))
+
+
+def test_the_summary_names_the_most_common_class_as_a_phoneme():
+    from phonemekit.data import DEMO_ROOT, describe
+
+    assert "most common class: [SIL]" in describe(AudioDataset(DEMO_ROOT, "dev-clean", context=0))
