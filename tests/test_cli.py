@@ -262,3 +262,109 @@ def test_a_named_recipe_is_taken_as_asked(corpus):
     config, line = pick_recipe("baseline", corpus)
     assert config.to_dict() == load_recipe("baseline", root=str(corpus)).to_dict()
     assert "'baseline'" in line
+
+
+# --------------------------------------------------------------------------------------------
+# HW3P2 (CTC): the same commands
+
+
+@pytest.fixture(scope="module")
+def ctc_corpus(tmp_path_factory):
+    """A tiny HW3P2-layout corpus (sequence transcripts) that ships its test answers."""
+    from ctc_corpus import write_corpus
+
+    root = tmp_path_factory.mktemp("ctc")
+    write_corpus(root, counts={"train-clean-100": 24, "dev-clean": 6, "test-clean": 5})
+    return root
+
+
+@pytest.fixture(scope="module")
+def ctc_trained(ctc_corpus, tmp_path_factory):
+    ckpt = tmp_path_factory.mktemp("ctc-run")
+    assert main(["train", "--config", "ctc-smoke", "--root", str(ctc_corpus), "--set", "epochs=1",
+                 "--set", "subset=1.0", "--set", f"checkpoint_dir={ckpt}"]) == 0
+    return ckpt
+
+
+def test_summary_of_a_ctc_recipe_shows_the_sequence_model(capsys):
+    from phonemekit.ctc import make_ctc_model
+
+    assert main(["summary", "--config", "ctc-smoke", "--features", "28"]) == 0
+    out = capsys.readouterr().out
+    n = count_params(make_ctc_model(load_recipe("ctc-smoke"), {"n_features": 28}))
+    assert f"{n:,} parameters" in out and "LSTM" in out and "downsampled 2x" in out
+
+
+def test_auto_with_task_ctc_picks_the_ctc_recipes(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config, line = pick_recipe("auto", DEMO_ROOT, task="ctc")
+    assert config.to_dict() == load_recipe("ctc-demo", root=str(DEMO_ROOT)).to_dict() and "ctc-demo" in line
+
+
+def test_train_of_a_ctc_recipe_writes_checkpoints_and_history(ctc_trained):
+    for name in ("last.pt", "best.pt", "history.csv", "history.png", "config.yaml"):
+        assert (ctc_trained / name).is_file(), name
+    assert "val_dist" in (ctc_trained / "history.csv").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("beam", ["1", "3"])
+def test_predict_sees_a_ctc_checkpoint_and_writes_one_row_per_test_utterance(ctc_corpus, ctc_trained, tmp_path,
+                                                                              beam, capsys):
+    from phonemekit.ctc_submit import validate_ctc_submission
+
+    out = tmp_path / "submission.csv"
+    assert main(["predict", "--checkpoint", str(ctc_trained), "--root", str(ctc_corpus), "--out", str(out),
+                 "--beam-width", beam]) == 0
+    assert validate_ctc_submission(out, 5) and out.read_text().startswith("index,label\n")
+    said = capsys.readouterr().out
+    assert "5 test utterances" in said and "test distance" in said  # this corpus ships its answers
+    assert main(["validate", str(out), "--root", str(ctc_corpus)]) == 0
+    assert main(["validate", str(out), "--n-frames", "5", "--task", "ctc"]) == 0
+    assert main(["score", str(out), "--root", str(ctc_corpus)]) == 0
+    assert "mean Levenshtein distance" in capsys.readouterr().out
+
+
+def test_predict_copies_the_header_of_the_hw3p2_sample_file(ctc_corpus, ctc_trained, tmp_path):
+    sample = tmp_path / "sample_submission.csv"
+    sample.write_text("id,predictions\n0,-\n")
+    out = tmp_path / "submission.csv"
+    assert main(["predict", "--checkpoint", str(ctc_trained / "best.pt"), "--root", str(ctc_corpus),
+                 "--out", str(out), "--sample", str(sample)]) == 0
+    assert out.read_text().splitlines()[0] == "id,predictions"
+
+
+def test_beam_width_on_an_hw1p2_checkpoint_is_refused(corpus, trained, tmp_path, capsys):
+    assert main(["predict", "--checkpoint", str(trained), "--root", str(corpus), "--out", str(tmp_path / "s.csv"),
+                 "--beam-width", "5"]) == 1
+    assert "--beam-width is for HW3P2" in capsys.readouterr().err
+
+
+def test_validate_rejects_an_hw3p2_csv_with_the_wrong_row_count(ctc_corpus, tmp_path, capsys):
+    from phonemekit.ctc_submit import write_ctc_submission
+
+    path = write_ctc_submission(["-Ab-", "bAb"], tmp_path / "short.csv")
+    assert main(["validate", str(path), "--root", str(ctc_corpus)]) == 1
+    assert "2 rows, expected 5 (one per test utterance)" in capsys.readouterr().err
+
+
+def test_score_of_an_hw3p2_csv_without_answers_says_that_kaggle_scores_it(ctc_corpus, tmp_path, capsys):
+    import shutil
+
+    from phonemekit.ctc_submit import write_ctc_submission
+
+    kaggle_like = tmp_path / "kaggle"
+    shutil.copytree(ctc_corpus, kaggle_like)
+    shutil.rmtree(kaggle_like / "test-clean" / "transcript")
+    path = write_ctc_submission(["-"] * 5, tmp_path / "s.csv")
+    assert main(["score", str(path), "--root", str(kaggle_like)]) == 1
+    assert "submit it to be scored" in capsys.readouterr().err
+
+
+def test_submit_of_an_hw3p2_csv_validates_it_then_needs_credentials(no_kaggle, tmp_path, capsys):
+    from phonemekit.ctc_submit import write_ctc_submission
+
+    path = write_ctc_submission(["-Ab-", "bAb"], tmp_path / "s.csv")
+    assert main(["submit", str(path), "-m", "x", "--competition", "c", "--n-frames", "3"]) == 1
+    assert "2 rows, expected 3 (one per test utterance)" in capsys.readouterr().err
+    assert main(["submit", str(path), "-m", "x", "--competition", "c", "--n-frames", "2"]) == 1
+    assert "no Kaggle credentials" in capsys.readouterr().err

@@ -7,6 +7,13 @@
     python -m phonemekit predict --checkpoint checkpoints/strong/best.pt --out submission.csv
     python -m phonemekit submit submission.csv -m "pyramid, context 30" --competition 11785-s25-hw1p2
 
+HW3P2 (CTC) takes the same commands: a ctc recipe or config trains the sequence model,
+`predict` sees a ctc checkpoint and writes the utterance CSV (--beam-width), and validate,
+score and submit tell the two kinds of CSV apart by their labels (or --task ctc):
+
+    python -m phonemekit train --config ctc-demo              # or --config auto --task ctc
+    python -m phonemekit predict --checkpoint checkpoints/ctc-demo/best.pt --beam-width 10
+
 Every command calls the same functions as the notebook; `--help` on each says what it takes.
 Only argparse and the cmd_* functions live here: each calls the module of its step.
 """
@@ -48,7 +55,9 @@ def cmd_recipes(args) -> int:
     for name in recipes():
         c = load_recipe(name)
         if c.task == "ctc":
-            model = f"CTC: {c.lstm_layers} BiLSTM layers of {c.lstm_hidden}"
+            conv = f"conv {c.conv_channels} x{c.conv_layers} stride {c.conv_stride}, " if c.conv_layers else ""
+            model = (f"CTC: {conv}{c.lstm_layers} BiLSTM" + (f" + {c.pyramid} pBLSTM" if c.pyramid else "")
+                     + f" of {c.lstm_hidden}")
         else:
             model = (f"context {c.context}, " + (f"hidden {c.hidden}" if c.hidden else
                                                   f"{c.shape} x{c.depth} for {c.budget:,} params") + f", {c.activation}")
@@ -66,9 +75,11 @@ def cmd_summary(args) -> int:
     from .data import n_features
     from .model import BUDGET, count_params, summary
 
-    config, line = load_config(args.config, args.set, args.root)
+    config, line = load_config(args.config, args.set, args.root, task=args.task)
     if line:
         print(line)
+    if config.task == "ctc":
+        return _summary_ctc(config, args)
     if args.features:
         f = args.features
     else:
@@ -86,6 +97,31 @@ def cmd_summary(args) -> int:
     return 0 if n <= limit else 1
 
 
+def _summary_ctc(config, args) -> int:
+    from .ctc import make_ctc_model
+    from .ctc_model import count_params, ctc_summary
+    from .data import n_features
+
+    if args.features:
+        f = args.features
+    else:
+        try:
+            f = n_features(_resolve_root(None, config.root, verbose=False), config.train_partition)
+        except FileNotFoundError:
+            f = 28
+            print("phonemekit: no data found, assuming 28 features per frame (pass --features N)")
+    model = make_ctc_model(config, {"n_features": f})
+    print(ctc_summary(model, f))
+    n = count_params(model)
+    down = config.conv_stride * 2 ** config.pyramid
+    print(f"{n:,} parameters; time downsampled {down}x (conv_stride {config.conv_stride}, pyramid {config.pyramid}): "
+          f"an utterance of T frames gives T/{down} CTC frames")
+    if config.param_limit and n > config.param_limit:
+        print(f"OVER the param_limit of {config.param_limit:,} by {n - config.param_limit:,}")
+        return 1
+    return 0
+
+
 def cmd_train(args) -> int:
     from .config import config_changes, load_config
     from .distributed import env_world_size, is_main_process
@@ -94,7 +130,7 @@ def cmd_train(args) -> int:
 
     # under torchrun every process runs this command; process 0 alone prints and writes files
     main = is_main_process()
-    config, line = load_config(args.config, args.set, args.root)
+    config, line = load_config(args.config, args.set, args.root, task=args.task)
     if line and main:
         print(line)
     if args.dry_run:
@@ -134,6 +170,10 @@ def cmd_predict(args) -> int:
     device = resolve_device(args.device)
     model, config, ckpt = load_checkpoint(args.checkpoint, device=device)
     root = _resolve_root(args.root, config.root)
+    if ckpt.get("task") == "ctc":
+        return _predict_ctc(args, model, config, ckpt, root, device)
+    if args.beam_width != 1:
+        raise ValueError(f"--beam-width is for HW3P2 (CTC) checkpoints; {args.checkpoint} is an HW1P2 frame model")
     test = test_dataset(config, root, stats=ckpt.get("stats"))
     if test.n_features != ckpt.get("n_features", test.n_features):
         raise ValueError(f"{args.checkpoint} was trained on {ckpt.get('n_features')} features per frame, the "
@@ -142,7 +182,7 @@ def cmd_predict(args) -> int:
     header, label_format = submission_format(sample)
     if args.label_format:
         label_format = args.label_format
-    ids = predict(model, test, batch_size=args.batch_size, device=device)
+    ids = predict(model, test, batch_size=args.batch_size or 8192, device=device)
     out = write_submission(ids, args.out, header=header, label_format=label_format)
     validate_submission(out, len(test), sample=sample, header=header)
     print(f"phonemekit: wrote {out}: {len(test):,} test frames, checked"
@@ -154,10 +194,58 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _predict_ctc(args, model, config, ckpt, root, device) -> int:
+    import time
+
+    from .ctc_submit import (ctc_test_dataset, has_ctc_answers, predict_ctc, score_ctc_submission,
+                             validate_ctc_submission, write_ctc_submission)
+    from .submit import find_sample
+
+    if args.label_format:
+        raise ValueError("--label-format is for HW1P2 CSVs; an HW3P2 CSV holds one phoneme string per utterance")
+    test = ctc_test_dataset(config, root, stats=ckpt.get("stats"))
+    if test.n_features != ckpt.get("n_features", test.n_features):
+        raise ValueError(f"{args.checkpoint} was trained on {ckpt.get('n_features')} features per frame, the "
+                         f"test data in {root} has {test.n_features}: pass --root with the matching data")
+    sample = Path(args.sample) if args.sample else find_sample(root)
+    t0 = time.perf_counter()
+    preds = predict_ctc(model, test, batch_size=args.batch_size or 32, device=device, beam_width=args.beam_width)
+    seconds = time.perf_counter() - t0
+    out = write_ctc_submission(preds, args.out, sample=sample)
+    validate_ctc_submission(out, len(test), sample=sample)
+    how = "greedy" if args.beam_width == 1 else f"beam width {args.beam_width}"
+    print(f"phonemekit: wrote {out}: {len(test):,} test utterances ({how}, {seconds:.1f} s), checked"
+          + (f" against {sample.name}" if sample else "") + f" (epoch {ckpt['epoch']})")
+    if has_ctc_answers(root):
+        truth = ctc_test_dataset(config, root, stats=ckpt.get("stats"), with_labels=True)
+        print(f"phonemekit: test distance against the answers shipped with this corpus: "
+              f"{score_ctc_submission(out, truth):.4f}")
+    return 0
+
+
+def _task_of_csv(args) -> str:
+    from .ctc_submit import submission_task
+
+    task = args.task or submission_task(args.file)
+    if args.task is None and task == "ctc":
+        print(f"phonemekit: {args.file} holds phoneme strings: checked as an HW3P2 (CTC) file (--task frames to override)")
+    return task
+
+
+def _count_utterances(root, partition: str = "test-clean") -> int:
+    files = list((Path(root) / partition / "mfcc").glob("*.npy"))
+    if not files:
+        raise FileNotFoundError(f"no {Path(root) / partition / 'mfcc'}/*.npy to count: pass --n-frames N "
+                                "(the number of test utterances) or --root")
+    return len(files)
+
+
 def cmd_validate(args) -> int:
     from .data import count_frames
     from .submit import find_sample, validate_submission
 
+    if _task_of_csv(args) == "ctc":
+        return _validate_ctc(args)
     sample = Path(args.sample) if args.sample else None
     if args.n_frames is not None:
         n, source = args.n_frames, "--n-frames"
@@ -177,17 +265,54 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def _validate_ctc(args) -> int:
+    from .ctc_submit import validate_ctc_submission
+    from .submit import find_sample
+
+    sample = Path(args.sample) if args.sample else None
+    if args.n_frames is not None:
+        n, source = args.n_frames, "--n-frames"
+    elif args.root is None and sample is not None:
+        import pandas as pd
+
+        n, source = len(pd.read_csv(sample, usecols=[0])), sample.name
+    else:
+        root = _resolve_root(args.root)
+        sample = sample or find_sample(root)
+        n, source = _count_utterances(root), f"{root / 'test-clean'}"
+    kwargs = {"header": tuple(args.header.split(","))} if args.header else {}
+    validate_ctc_submission(args.file, n, sample=sample, **kwargs)
+    print(f"{args.file}: OK ({n:,} rows, one per test utterance as in {source}, ids in order, phoneme strings valid"
+          + (f", header as in {sample.name}" if sample else "") + ")")
+    return 0
+
+
 def cmd_score(args) -> int:
     from .data import AudioDataset
     from .submit import score_submission
 
     root = _resolve_root(args.root)
+    if _task_of_csv(args) == "ctc":
+        return _score_ctc(args, root)
     if not (root / args.partition / "transcript").is_dir():
         raise FileNotFoundError(f"{root / args.partition / 'transcript'} is missing: scoring needs the answers. "
                                 "Kaggle's test set has none (submit it to be scored); the demo corpus ships them")
     labels = AudioDataset(root, args.partition, context=0, with_labels=True).labels
     acc = score_submission(args.file, labels)
     print(f"{args.file}: frame accuracy {acc:.2%} on {len(labels):,} frames of {root / args.partition}")
+    return 0
+
+
+def _score_ctc(args, root) -> int:
+    from .ctc_submit import has_ctc_answers, score_ctc_submission
+    from .sequences import UtteranceDataset, transcript_folder
+
+    if not has_ctc_answers(root, args.partition):
+        raise FileNotFoundError(f"{transcript_folder(root, args.partition)} is missing: scoring needs the answers. "
+                                "Kaggle's test set has none (submit it to be scored); the demo corpus ships them")
+    truth = UtteranceDataset(root, args.partition, with_labels=True)
+    dist = score_ctc_submission(args.file, truth)
+    print(f"{args.file}: mean Levenshtein distance {dist:.4f} on {len(truth):,} utterances of {root / args.partition}")
     return 0
 
 
@@ -203,6 +328,7 @@ def cmd_submit(args) -> int:
     from .data import count_frames, default_root, is_demo
     from .submit import find_sample, kaggle_submit
 
+    ctc = _task_of_csv(args) == "ctc"
     sample = Path(args.sample) if args.sample else None
     n = args.n_frames
     if n is None:
@@ -213,8 +339,13 @@ def cmd_submit(args) -> int:
 
             root = find_root(root)
             sample = sample or find_sample(root)
-            n = count_frames(root, "test-clean")
-    kaggle_submit(args.file, args.competition, args.message, n_frames=n, sample=sample)
+            n = _count_utterances(root) if ctc else count_frames(root, "test-clean")
+    if ctc:
+        from .ctc_submit import kaggle_submit_ctc
+
+        kaggle_submit_ctc(args.file, args.competition, args.message, n_utterances=n, sample=sample)
+    else:
+        kaggle_submit(args.file, args.competition, args.message, n_frames=n, sample=sample)
     print(f"phonemekit: submitted {args.file} to {args.competition}; see its Submissions page for the score")
     return 0
 
@@ -251,14 +382,16 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="phonemekit", formatter_class=_Formatter,
-        description="HW1P2 (frame-level phoneme classification) from the command line: the starter "
-                    "notebook's steps for a GPU box under nohup or tmux.",
+        description="HW1P2 (frame-level phoneme classification) and HW3P2 (phoneme sequences with CTC) from "
+                    "the command line: the notebooks' steps for a GPU box under nohup or tmux.",
         epilog="examples:\n"
                "  python -m phonemekit train --config strong --dry-run\n"
                "  nohup python -m phonemekit train --config strong --root data > train.log &\n"
                "  python -m phonemekit train --config strong --resume\n"
                "  python -m phonemekit predict --checkpoint checkpoints/strong/best.pt --out submission.csv\n"
                "  python -m phonemekit submit submission.csv -m 'strong, 25 epochs' --competition 11785-s25-hw1p2\n"
+               "  python -m phonemekit train --config ctc-demo            # HW3P2; --config auto --task ctc\n"
+               "  python -m phonemekit predict --checkpoint checkpoints/ctc-demo/best.pt --beam-width 10\n"
                "  python -m phonemekit bench --help\n",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -274,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="change one config field, e.g. --set lr=1e-3 --set hidden=[1024,512] (repeatable)")
         q.add_argument("--root", metavar="DIR", help="the data folder (holds train-clean-100/, dev-clean/, "
                        "test-clean/); default: the config's root, else Kaggle data in ./data, else the demo")
+        q.add_argument("--task", choices=("frames", "ctc"), default="frames",
+                       help="which homework --config auto picks for: frames (HW1P2: strong / cpu-demo) or ctc "
+                            "(HW3P2: ctc-strong / ctc-demo); a named recipe carries its own task")
 
     add("recipes", "list the shipped recipes").set_defaults(func=cmd_recipes)
 
@@ -293,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--steps", type=int, default=3, help="training batches of a --dry-run")
     q.set_defaults(func=cmd_train)
 
-    q = add("predict", "predict every test frame with a checkpoint, write the submission CSV and validate it")
+    q = add("predict", "predict every test frame (HW1P2) or utterance (HW3P2, a ctc checkpoint) with a "
+                       "checkpoint, write the submission CSV and validate it")
     q.add_argument("--checkpoint", required=True, metavar="FILE", help="best.pt or last.pt (or the folder holding them)")
     q.add_argument("--root", metavar="DIR", help="the data folder with test-clean/ (default: the checkpoint's, "
                    "else Kaggle data in ./data, else the demo)")
@@ -302,23 +439,35 @@ def build_parser() -> argparse.ArgumentParser:
                    "kind are copied (default: the one beside the data, if any)")
     q.add_argument("--label-format", choices=("string", "int"),
                    help="phoneme strings (AH) or class indices (3); default: as the sample, else string")
-    q.add_argument("--batch-size", type=int, default=8192, help="frames per forward pass")
+    q.add_argument("--batch-size", type=int, metavar="N",
+                   help="frames per forward pass (HW1P2, default 8192) or utterances (HW3P2, default 32)")
+    q.add_argument("--beam-width", type=int, default=1, metavar="K",
+                   help="HW3P2 (CTC) checkpoints: 1 decodes greedily, K > 1 runs a beam search of width K "
+                        "(pyctcdecode; slower, usually a little better)")
     q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
     q.set_defaults(func=cmd_predict)
 
     q = add("validate", "check a submission CSV the way Kaggle would (header, row count, id order, labels)")
     q.add_argument("file", metavar="FILE", help="the submission CSV")
     g = q.add_mutually_exclusive_group()
-    g.add_argument("--n-frames", type=int, metavar="N", help="the number of test frames (rows) expected")
+    g.add_argument("--n-frames", type=int, metavar="N", help="the number of rows expected: test frames (HW1P2) or test utterances (HW3P2)")
     g.add_argument("--root", metavar="DIR", help="count the test frames in DIR/test-clean (default: the data found)")
     q.add_argument("--sample", metavar="CSV", help="sample_submission.csv: the header must match it")
-    q.add_argument("--header", metavar="ID,LABEL", help="the expected header when there is no sample (default id,label)")
+    q.add_argument("--header", metavar="ID,LABEL", help="the expected header when there is no sample (default "
+                   "id,label; HW3P2 index,label)")
+    q.add_argument("--task", choices=("frames", "ctc"),
+                   help="frames (HW1P2: a class per test frame) or ctc (HW3P2: a phoneme string per test "
+                        "utterance); default: told apart by the file's labels")
     q.set_defaults(func=cmd_validate)
 
-    q = add("score", "frame accuracy of a submission CSV against known answers (the demo corpus ships its test answers)")
+    q = add("score", "frame accuracy (HW1P2) or mean Levenshtein distance (HW3P2) of a submission CSV against "
+                     "known answers (the demo corpus ships its test answers)")
     q.add_argument("file", metavar="FILE", help="the submission CSV")
     q.add_argument("--root", metavar="DIR", help="a corpus with <partition>/transcript/ (default: the data found)")
     q.add_argument("--partition", default="test-clean", help="the partition the CSV predicts")
+    q.add_argument("--task", choices=("frames", "ctc"),
+                   help="frames (HW1P2: a class per test frame) or ctc (HW3P2: a phoneme string per test "
+                        "utterance); default: told apart by the file's labels")
     q.set_defaults(func=cmd_score)
 
     q = add("download", "download and unzip a Kaggle competition's data (needs Kaggle credentials)")
@@ -332,9 +481,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-m", "--message", required=True, help="the submission's description (Kaggle requires one)")
     q.add_argument("--competition", required=True, metavar="NAME", help="the slug in the competition's URL")
     g = q.add_mutually_exclusive_group()
-    g.add_argument("--n-frames", type=int, metavar="N", help="the number of test frames (rows) expected")
+    g.add_argument("--n-frames", type=int, metavar="N", help="the number of rows expected: test frames (HW1P2) or test utterances (HW3P2)")
     g.add_argument("--root", metavar="DIR", help="count the test frames in DIR/test-clean (default: Kaggle data in ./data)")
     q.add_argument("--sample", metavar="CSV", help="sample_submission.csv: the header must match it")
+    q.add_argument("--task", choices=("frames", "ctc"),
+                   help="frames (HW1P2: a class per test frame) or ctc (HW3P2: a phoneme string per test "
+                        "utterance); default: told apart by the file's labels")
     q.set_defaults(func=cmd_submit)
 
     for name, (module, func, help_) in DELEGATED.items():

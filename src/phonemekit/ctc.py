@@ -258,15 +258,16 @@ def mask_sequences(x: torch.Tensor, lengths: torch.Tensor, freq_masks: int = 1, 
 
 
 def make_ctc_augment(config):
-    """augment(batch) -> batch with masked features, as config asks; None when masking is off."""
+    """augment(x, x_lengths, y, y_lengths) -> the batch with masked features, as config asks; None when masking is off."""
     fm, fw = _get(config, "freq_masks"), _get(config, "freq_mask_width")
     tm, tw = _get(config, "time_masks"), _get(config, "time_mask_width")
     prob = _get(config, "mask_prob")
     if not ((fm > 0 and fw > 0) or (tm > 0 and tw > 0)) or prob <= 0:
         return None
 
-    def augment(batch):
-        x, xl, *rest = batch
+    def augment(*batch):
+        # the training loop calls augment(*batch), as HW1P2's augment(x, y); augment(batch) works too
+        x, xl, *rest = batch[0] if len(batch) == 1 else batch
         return (mask_sequences(x, xl, fm, fw, tm, tw, prob), xl, *rest)
 
     return augment

@@ -5,6 +5,8 @@
     write_ctc_submission(preds, "submission.csv", sample=root / "sample_submission.csv")
     validate_ctc_submission("submission.csv", len(test), sample=root / "sample_submission.csv")
     score_ctc_submission("submission.csv", answers)                # mean Levenshtein distance
+    frame_baseline("runs/cpu-demo/best.pt", root)                  # an HW1P2 model, scored the HW3P2 way
+    kaggle_submit_ctc("submission.csv", "<competition>", "message", sample=root / "sample_submission.csv")
 
 The file has one row per test utterance in sorted file order: an integer id 0..N-1 and the
 predicted phoneme string in the one-character map. The header follows the competition's
@@ -20,8 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .decode import beam_decode, greedy_decode, mean_distance
-from .phonemes import CTC_CHARS, to_string
+from .decode import beam_decode, frames_to_sequence, greedy_decode, mean_distance
+from .phonemes import CLASSES, CTC_CHARS, to_string
 from .sequences import SequenceLoader, UtteranceDataset
 from .submit import EMPTY, _read_csv
 
@@ -58,6 +60,18 @@ def predict_ctc(model, dataset: UtteranceDataset, batch_size: int = 32, device=N
     if len(out) != len(dataset):
         raise RuntimeError(f"predicted {len(out)} utterances for a dataset of {len(dataset)}")
     return out
+
+
+def ctc_test_dataset(config, root=None, stats=None, with_labels=None, partition: str = "test-clean") -> UtteranceDataset:
+    """The test utterances prepared as the config prepared training (normalisation; `stats`: the
+    training statistics a checkpoint holds, ckpt["stats"], for normalize="global"). File order."""
+    normalize = getattr(config, "normalize", "cepstral")
+    if normalize == "global" and stats is None:
+        raise ValueError("normalize='global' needs the training statistics: pass stats=ckpt['stats'] from the "
+                         "checkpoint (load_checkpoint returns it), so test frames are scaled as in training")
+    if stats is not None:
+        stats = tuple(np.asarray(s, dtype=np.float32) for s in stats)
+    return UtteranceDataset(root, partition, normalize=normalize, stats=stats, with_labels=with_labels)
 
 
 def answers(dataset: UtteranceDataset) -> list[str]:
@@ -147,3 +161,97 @@ def score_ctc_submission(path, truth) -> float:
     header = cols if len(cols) == 2 else cols[1:] if len(cols) == 3 else HEADER
     validate_ctc_submission(path, len(truth), header=header)
     return mean_distance(df.iloc[:, 1].tolist(), truth)
+
+
+def has_ctc_answers(root, partition: str = "test-clean") -> bool:
+    """True when `partition` ships its phoneme sequences (the demo's test set does; Kaggle's has none)."""
+    from .sequences import transcript_folder
+
+    return root is not None and transcript_folder(root, partition).is_dir()
+
+
+# --------------------------------------------------------------------------------------------
+# The frame-model baseline: an HW1P2 model scored with the HW3P2 metric
+
+
+def frame_sequences(model, root=None, partition: str = "dev-clean", config=None, stats=None,
+                    min_run: int = 1, device=None) -> tuple[list[str], list[str]]:
+    """(one predicted string per utterance of `partition`, its utterance ids) from an HW1P2 frame
+    model: each frame's class, runs collapsed, [SIL] kept (HW3P2's transcripts have it at the ends
+    and at pauses). `model`: a checkpoint file or run folder, a FitResult, or an nn.Module with
+    the `config` it was trained with. min_run: runs shorter than this many frames are dropped first.
+    """
+    from .checkpoint import load_checkpoint
+    from .data import AudioDataset
+    from .submit import predict
+
+    if isinstance(model, (str, Path)):
+        model, config, ckpt = load_checkpoint(model, device or "cpu")
+        stats = ckpt.get("stats") if stats is None else stats
+    elif hasattr(model, "model") and hasattr(model, "config"):  # a FitResult
+        model, config = model.model, model.config if config is None else config
+    if config is None:
+        raise ValueError("frame_sequences(model, ...) needs the model's config (its context and normalisation): "
+                         "pass config=, or a checkpoint path or fit()'s result instead of the bare model")
+    if getattr(config, "task", "frames") != "frames":
+        raise ValueError(f"the frame baseline takes an HW1P2 (task='frames') model, this one is task={config.task!r}")
+    if isinstance(stats, dict):
+        stats = (np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32))
+    frames = AudioDataset(root, partition, context=config.context, normalize=config.normalize,
+                          boundary=config.boundary, with_labels=False, stats=stats)
+    classes = predict(model, frames, device=device)
+    return frames_to_sequence(classes, frames.offsets, min_run=min_run), list(frames.utterances)
+
+
+def frame_baseline(model, root=None, partition: str = "dev-clean", config=None, stats=None,
+                   min_run: int = 1, device=None) -> float:
+    """Mean Levenshtein distance of an HW1P2 frame model on `partition`, read as HW3P2 answers
+    (frame_sequences): the number a CTC model should beat. `model` as in frame_sequences."""
+    preds, utterances = frame_sequences(model, root, partition, config=config, stats=stats, min_run=min_run,
+                                        device=device)
+    truth = UtteranceDataset(root, partition, with_labels=True)
+    if truth.utterances != utterances:
+        raise ValueError(f"{partition} in {truth.root} lists other utterances for the sequences than for the "
+                         "frames: mfcc/ and the transcript folders must hold the same files")
+    return mean_distance(preds, answers(truth))
+
+
+# --------------------------------------------------------------------------------------------
+# Kaggle
+
+
+def kaggle_submit_ctc(path, competition: str, message: str, n_utterances: int | None = None, sample=None):
+    """Validate an HW3P2 CSV (validate_ctc_submission), then `kaggle competitions submit`.
+
+    n_utterances (or the rows of `sample`, the competition's sample file) is the number of test
+    utterances the file must have; without either, the row count is not checked.
+    """
+    import warnings
+
+    from .submit import _run_kaggle, kaggle_credentials
+
+    path = Path(path).expanduser()
+    if not message:
+        raise ValueError("give a message: Kaggle requires one for every submission (-m)")
+    if n_utterances is None and sample is not None:
+        n_utterances = len(pd.read_csv(sample, usecols=[0]))
+    if n_utterances is None:
+        warnings.warn("kaggle_submit_ctc: no n_utterances or sample given, so the row count is not checked",
+                      stacklevel=2)
+        n_utterances = len(_read_csv(path))
+    validate_ctc_submission(path, n_utterances, sample=sample)
+    kaggle_credentials()
+    return _run_kaggle(["competitions", "submit", competition, "-f", str(path), "-m", message], "submit")
+
+
+def submission_task(path) -> str:
+    """"ctc" for an HW3P2 CSV (labels are phoneme strings in the one-character map), "frames" for an
+    HW1P2 one (a class name or index per row). What the command line assumes without --task."""
+    df = _read_csv(path)
+    if df.shape[1] < 2 or len(df) == 0:
+        return "frames"
+    labels = df.iloc[:, -1].astype(str)
+    frame_labels = set(CLASSES) | {str(i) for i in range(len(CLASSES))}
+    if labels.isin(frame_labels).all():
+        return "frames"
+    return "ctc" if labels.map(lambda s: set(s) <= _ALLOWED).all() else "frames"
