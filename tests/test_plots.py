@@ -216,3 +216,15 @@ def test_importing_plots_keeps_a_chosen_backend_and_falls_back_to_agg_headless(t
         out = subprocess.run([sys.executable, "-c", code], env={**base, **env},
                              capture_output=True, text=True, check=True)
         assert out.stdout.strip().splitlines()[-1] == expected
+
+
+def test_an_hw3p2_history_gets_a_distance_panel_with_its_best_epoch(tmp_path):
+    from phonemekit.plots import plot_history
+
+    history = [{"epoch": e, "train_loss": 3 / e, "val_loss": 3.2 / e, "val_dist": d, "lr": 1e-3}
+               for e, d in zip((1, 2, 3), (30.0, 18.5, 19.0))]
+    fig = plot_history(history, path=tmp_path / "h.png")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[1].startswith("distance") and len(titles) == 3
+    assert "best val 18.50 (epoch 2)" in [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert (tmp_path / "h.png").stat().st_size > 0

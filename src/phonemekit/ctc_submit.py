@@ -226,22 +226,9 @@ def kaggle_submit_ctc(path, competition: str, message: str, n_utterances: int | 
     n_utterances (or the rows of `sample`, the competition's sample file) is the number of test
     utterances the file must have; without either, the row count is not checked.
     """
-    import warnings
+    from .submit import kaggle_submit
 
-    from .submit import _run_kaggle, kaggle_credentials
-
-    path = Path(path).expanduser()
-    if not message:
-        raise ValueError("give a message: Kaggle requires one for every submission (-m)")
-    if n_utterances is None and sample is not None:
-        n_utterances = len(pd.read_csv(sample, usecols=[0]))
-    if n_utterances is None:
-        warnings.warn("kaggle_submit_ctc: no n_utterances or sample given, so the row count is not checked",
-                      stacklevel=2)
-        n_utterances = len(_read_csv(path))
-    validate_ctc_submission(path, n_utterances, sample=sample)
-    kaggle_credentials()
-    return _run_kaggle(["competitions", "submit", competition, "-f", str(path), "-m", message], "submit")
+    return kaggle_submit(path, competition, message, n_utterances, sample, validate=validate_ctc_submission)
 
 
 def submission_task(path) -> str:

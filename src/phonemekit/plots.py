@@ -102,7 +102,7 @@ def _present(df, col):
 
 
 def plot_history(history, path=None):
-    """Loss, accuracy and learning rate per epoch, train beside val.
+    """Loss, accuracy (HW3P2: distance) and learning rate per epoch, train beside val.
 
     `history` is the per-epoch DataFrame of training (columns epoch, train_loss, train_acc,
     val_loss, val_acc, lr; missing ones are skipped), or a list of per-epoch dicts.
@@ -111,6 +111,7 @@ def plot_history(history, path=None):
     df = _history_frame(history)
     panels = [p for p, cols in [("loss", ("train_loss", "val_loss")),
                                 ("accuracy", ("train_acc", "val_acc")),
+                                ("distance", ("val_dist",)),  # HW3P2: mean Levenshtein distance
                                 ("lr", ("lr",))]
               if any(_present(df, c) for c in cols)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6),
@@ -128,6 +129,14 @@ def plot_history(history, path=None):
             else:
                 ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
             ax.set_title("learning rate")
+        elif panel == "distance":
+            ax.plot(epoch, df["val_dist"].to_numpy(dtype=float), color="tab:orange", label="val", **style)
+            best = df["val_dist"].idxmin()
+            be, bv = df.loc[best, "epoch"], df.loc[best, "val_dist"]
+            ax.plot([be], [bv], marker="*", markersize=13, color="tab:red", linestyle="none",
+                    label=f"best val {bv:.2f} (epoch {be:g})")
+            ax.set_title("distance (Levenshtein, lower is better)")
+            ax.legend(fontsize=9)
         else:
             cols = ("train_loss", "val_loss") if panel == "loss" else ("train_acc", "val_acc")
             for col, color in zip(cols, ("tab:blue", "tab:orange")):

@@ -584,11 +584,14 @@ def kaggle_download(competition: str, dest="data", force: bool = False) -> Path:
     return find_root(dest)
 
 
-def kaggle_submit(path, competition: str, message: str, n_frames: int | None = None, sample=None):
+def kaggle_submit(path, competition: str, message: str, n_frames: int | None = None, sample=None,
+                  validate=None):
     """Validate the CSV, then `kaggle competitions submit COMPETITION -f PATH -m MESSAGE`.
 
     n_frames (or the rows of `sample`, the competition's sample_submission.csv) is the number
-    of test frames the file must have; without either, the row count is not checked.
+    of rows the file must have (test frames for HW1P2, test utterances for HW3P2); without
+    either, the row count is not checked. validate(path, n, sample=...): the check of the CSV,
+    validate_submission by default (HW3P2: phonemekit.ctc_submit.validate_ctc_submission).
     """
     path = Path(path).expanduser()
     if not message:
@@ -598,7 +601,7 @@ def kaggle_submit(path, competition: str, message: str, n_frames: int | None = N
     if n_frames is None:
         warnings.warn("kaggle_submit: no n_frames or sample given, so the row count is not checked", stacklevel=2)
         n_frames = len(_read_csv(path))
-    validate_submission(path, n_frames, sample=sample)
+    (validate or validate_submission)(path, n_frames, sample=sample)
     kaggle_credentials()
     return _run_kaggle(["competitions", "submit", competition, "-f", str(path), "-m", message], "submit",
                        competition)
