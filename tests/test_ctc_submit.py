@@ -37,7 +37,8 @@ def test_the_sample_files_header_wins(tmp_path):
 
 @pytest.mark.parametrize("text, n, match", [
     ("index,label\n0,-A\n1,b\n", 3, "2 rows, expected 3"),
-    ("index,label\n1,-A\n0,b\n", 2, "row 0 has id '1', expected 0"),
+    ("index,label\n1,-A\n1,b\n", 2, "id 1 appears 2 times .* id 0 is missing: each test utterance"),
+    ("index,label\n0,-A\nx,b\n", 2, "row 1 has id 'x', not an integer"),
     ("index,label\n0,-A\n1,\n", 2, "row 1 has an empty label"),
     ("index,label\n0,-A\n1,A b\n", 2, r"row 1 has characters \[' '\] outside the phoneme map"),
     ("index,label\n0,AH B\n1,b\n", 2, "outside the phoneme map"),
@@ -71,3 +72,11 @@ def test_predictions_come_in_file_order_and_score_against_the_demo_answers(tmp_p
     truth = answers(UtteranceDataset(DEMO_ROOT, "test-clean", with_labels=True))
     assert score_ctc_submission(path, truth) > 0
     assert score_ctc_submission(write_ctc_submission(truth, tmp_path / "perfect.csv"), truth) == 0
+
+
+def test_ids_out_of_row_order_are_valid_and_scored_by_id_as_kaggle_does(tmp_path, capsys):
+    path = tmp_path / "sub.csv"
+    path.write_text("index,label\n1,bA\n0,-A\n")
+    assert validate_ctc_submission(path, 2)
+    assert "scored by id" in capsys.readouterr().out
+    assert score_ctc_submission(path, ["-A", "bA"]) == 0

@@ -245,7 +245,12 @@ def cmd_validate(args) -> int:
     from .submit import find_sample, validate_submission
 
     if _task_of_csv(args) == "ctc":
-        return _validate_ctc(args)
+        from .ctc_submit import validate_ctc_submission as validate
+
+        count, rows = _count_utterances, "one per test utterance, phoneme strings valid"
+    else:
+        validate, count = validate_submission, (lambda root: count_frames(root, "test-clean"))
+        rows = "one per test frame, labels valid"
     sample = Path(args.sample) if args.sample else None
     if args.n_frames is not None:
         n, source = args.n_frames, "--n-frames"
@@ -256,33 +261,10 @@ def cmd_validate(args) -> int:
     else:
         root = _resolve_root(args.root)
         sample = sample or find_sample(root)
-        n, source = count_frames(root, "test-clean"), f"{root / 'test-clean'}"
-    header = tuple(args.header.split(",")) if args.header else None
-    kwargs = {"header": header} if header else {}
-    validate_submission(args.file, n, sample=sample, **kwargs)
-    print(f"{args.file}: OK ({n:,} rows as in {source}, ids 0..N-1 each once, labels valid"
-          + (f", header as in {sample.name}" if sample else "") + ")")
-    return 0
-
-
-def _validate_ctc(args) -> int:
-    from .ctc_submit import validate_ctc_submission
-    from .submit import find_sample
-
-    sample = Path(args.sample) if args.sample else None
-    if args.n_frames is not None:
-        n, source = args.n_frames, "--n-frames"
-    elif args.root is None and sample is not None:
-        import pandas as pd
-
-        n, source = len(pd.read_csv(sample, usecols=[0])), sample.name
-    else:
-        root = _resolve_root(args.root)
-        sample = sample or find_sample(root)
-        n, source = _count_utterances(root), f"{root / 'test-clean'}"
+        n, source = count(root), f"{root / 'test-clean'}"
     kwargs = {"header": tuple(args.header.split(","))} if args.header else {}
-    validate_ctc_submission(args.file, n, sample=sample, **kwargs)
-    print(f"{args.file}: OK ({n:,} rows, one per test utterance as in {source}, ids in order, phoneme strings valid"
+    validate(args.file, n, sample=sample, **kwargs)
+    print(f"{args.file}: OK ({n:,} rows as in {source}, {rows}, ids 0..N-1 each once"
           + (f", header as in {sample.name}" if sample else "") + ")")
     return 0
 

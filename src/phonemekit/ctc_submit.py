@@ -25,7 +25,7 @@ import torch
 from .decode import beam_decode, frames_to_sequence, greedy_decode, mean_distance
 from .phonemes import CLASSES, CTC_CHARS, to_string
 from .sequences import SequenceLoader, UtteranceDataset
-from .submit import EMPTY, _read_csv
+from .submit import EMPTY, _ids, _read_csv
 
 HEADER = ("index", "label")  # the F24 starter's; a competition's sample file overrides it
 SILENCE = CTC_CHARS[1]  # written for an empty prediction: an empty cell reads as a missing value
@@ -112,8 +112,15 @@ def validate_ctc_submission(path, n_utterances: int, sample=None, header=HEADER)
     """Check an HW3P2 CSV; ValueError saying what is wrong and how to fix it, True when fine.
 
     Checked: the header (the sample's when given), no extra index column, one row per test
-    utterance, ids 0..N-1 in order, no empty label, only characters of the phoneme map.
+    utterance, the ids 0..N-1 each once (in any row order: Kaggle matches rows by id; a note says
+    so), no empty label, only characters of the phoneme map.
     """
+    _check_ctc(path, n_utterances, sample, header)
+    return True
+
+
+def _check_ctc(path, n_utterances: int, sample=None, header=HEADER, quiet: bool = False):
+    """validate_ctc_submission's checks; returns (the file, each row's id or None when in row order)."""
     path = Path(path).expanduser()
     df = _read_csv(path)
     expected = _sample_header(sample) if sample is not None else tuple(header)
@@ -128,12 +135,8 @@ def validate_ctc_submission(path, n_utterances: int, sample=None, header=HEADER)
         raise ValueError(f"{path} has {len(df):,} rows, expected {n_utterances:,} (one per test utterance): "
                          "predict every utterance of the full test set")
     id_col, label_col = expected
-    ids = df[id_col].to_numpy(dtype=object)
-    wrong = ids != np.arange(n_utterances).astype(str).astype(object)
-    if wrong.any():
-        row = int(wrong.argmax())
-        raise ValueError(f"{path}: row {row} has id {ids[row]!r}, expected {row}: ids are 0..{n_utterances - 1} "
-                         "in sorted-file test order (never shuffle or sort the test set)")
+    # as Kaggle: rows are matched by id, so any order of the ids 0..N-1, each once, is valid
+    ids = _ids(path, df[id_col], n_utterances, quiet, unit="test utterance", writer="write_ctc_submission")
     labels = df[label_col]
     empty = labels.isin(EMPTY)
     if empty.any():
@@ -147,7 +150,7 @@ def validate_ctc_submission(path, n_utterances: int, sample=None, header=HEADER)
                 f"{path}: row {row} has characters {sorted(extra)} outside the phoneme map "
                 "(phonemekit.phonemes.CTC_CHARS[1:]): write one-character phonemes, blanks removed, "
                 "no separators (phonemekit.decode gives such strings)")
-    return True
+    return df, ids
 
 
 def score_ctc_submission(path, truth) -> float:
@@ -156,11 +159,13 @@ def score_ctc_submission(path, truth) -> float:
     if isinstance(truth, UtteranceDataset):
         truth = answers(truth)
     truth = [str(t) for t in truth]
-    df = _read_csv(path)
-    cols = tuple(df.columns)
+    cols = tuple(_read_csv(path, nrows=1).columns)
     header = cols if len(cols) == 2 else cols[1:] if len(cols) == 3 else HEADER
-    validate_ctc_submission(path, len(truth), header=header)
-    return mean_distance(df.iloc[:, 1].tolist(), truth)
+    df, ids = _check_ctc(path, len(truth), header=header, quiet=True)
+    predicted = df.iloc[:, 1].tolist()
+    if ids is not None:  # scored by id, as Kaggle does
+        predicted = [predicted[row] for row in np.argsort(ids)]
+    return mean_distance(predicted, truth)
 
 
 def has_ctc_answers(root, partition: str = "test-clean") -> bool:

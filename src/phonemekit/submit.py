@@ -235,8 +235,9 @@ def _check(path, n_frames: int, sample=None, header=HEADER, quiet: bool = False)
     return df, ids
 
 
-def _ids(path, column: pd.Series, n_frames: int, quiet: bool):
+def _ids(path, column: pd.Series, n_frames: int, quiet: bool, unit: str = "test frame", writer: str = "write_submission"):
     """Each row's id as int64, or None when the ids are 0..n_frames-1 in row order (the usual case).
+    unit / writer: what a row is and what writes the file (HW3P2: a test utterance, write_ctc_submission).
 
     Kaggle matches rows to test frames by id, so any order of the ids 0..n_frames-1, each once,
     is scored the same; a missing, repeated, negative or non-integer id is rejected.
@@ -249,21 +250,21 @@ def _ids(path, column: pd.Series, n_frames: int, quiet: bool):
     if not digits.all():
         row = int((~digits).argmax())
         raise ValueError(f"{path}: row {row} has id {ids[row]!r}, not an integer: ids are 0..{n_frames - 1}, "
-                         "one per test frame")
+                         f"one per {unit}")
     ids = column.astype(np.int64).to_numpy()
     outside = ids >= n_frames
     if outside.any():
         row = int(outside.argmax())
-        raise ValueError(f"{path}: row {row} has id {ids[row]}, outside 0..{n_frames - 1} (one id per test frame): "
-                         "write the ids with write_submission")
+        raise ValueError(f"{path}: row {row} has id {ids[row]}, outside 0..{n_frames - 1} (one id per {unit}): "
+                         f"write the ids with {writer}")
     counts = np.bincount(ids, minlength=n_frames)
     if (counts != 1).any():
         dup = int((counts > 1).argmax())
         rows = np.flatnonzero(ids == dup)[:2]
         missing = int((counts == 0).argmax())
         raise ValueError(f"{path}: id {dup} appears {counts[dup]} times (rows {rows[0]} and {rows[1]}) and id "
-                         f"{missing} is missing: each test frame needs exactly one row; write the ids with "
-                         "write_submission")
+                         f"{missing} is missing: each {unit} needs exactly one row; write the ids with "
+                         f"{writer}")
     if not quiet:
         row = int((ids != np.arange(n_frames)).argmax())
         print(f"note: {path}: the ids are not in row order (row {row} has id {ids[row]}); Kaggle matches rows "
