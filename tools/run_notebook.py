@@ -17,6 +17,7 @@ log gets one line per epoch instead. Cells tagged `skip-execution` (Colab-only o
 from __future__ import annotations
 
 import argparse
+import os
 import ast
 import json
 import re
@@ -78,6 +79,8 @@ def main(argv=None) -> int:
         notebook.parent / "runs" / f"{notebook.stem}.out.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
     parameters = {"PROGRESS": args.progress}
+    # the kernel inherits this: fit() then prints one line per epoch and no bars, whatever the notebook passes
+    os.environ.setdefault("PHONEMEKIT_PROGRESS", "1" if args.progress else "0")
     parameters.update({name: parse_value(value) for name, value in args.parameter})
 
     section = [None]

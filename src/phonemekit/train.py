@@ -706,7 +706,7 @@ def default_progress() -> bool:
         return True
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell" and "PAPERMILL" not in os.environ
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"  # Jupyter, Colab
 
 
 def _fmt(metric: str, value) -> str:
@@ -872,7 +872,7 @@ def dry_run(config: Config, steps: int = DRY_RUN_STEPS, verbose: bool = True) ->
         load_checkpoint(tmp / "last.pt")  # the checkpoint must load back into the same model
         row = result.history.iloc[-1]
         if verbose:
-            print(f"phonemekit: dry run OK: {row.train_loss:.4f} train loss, {result.metric} "
+            print(f"phonemekit: dry run OK: {row.train_loss:.4f} train loss, {result.metric.replace('_', ' ')} "
                   f"{_fmt(result.metric, row[result.metric])} on {subset:.3%} of the training utterances; the "
                   f"checkpoint saved and loaded back (and was deleted). The real run writes to {config.checkpoint_dir}")
         return result
