@@ -17,9 +17,9 @@ log gets one line per epoch instead. Cells tagged `skip-execution` (Colab-only o
 from __future__ import annotations
 
 import argparse
-import os
 import ast
 import json
+import os
 import re
 import sys
 import time

@@ -281,15 +281,20 @@ def _partition_files(root: Path, partition: str, with_labels: bool):
             f"{tr_dir} is missing{_broken_link(tr_dir)}: labels are needed for {partition} "
             "(pass with_labels=False to load features only)"
         )
+    return mfcc, paired_transcripts(mfcc, mfcc_dir, tr_dir)
+
+
+def paired_transcripts(mfcc: list[Path], mfcc_dir: Path, tr_dir: Path) -> list[Path]:
+    """The transcript files of tr_dir, one per mfcc file with the same name, in the same order."""
     tr = _listing(tr_dir)
     a, b = [p.name for p in mfcc], [p.name for p in tr]
     if a != b:
         only_m, only_t = sorted(set(a) - set(b))[:3], sorted(set(b) - set(a))[:3]
         raise ValueError(
             f"{mfcc_dir} has {len(a)} files and {tr_dir} has {len(b)}, and their names differ "
-            f"(only in mfcc: {only_m}, only in transcript: {only_t}); each utterance needs both files"
+            f"(only in mfcc: {only_m}, only in transcripts: {only_t}); each utterance needs both files"
         )
-    return mfcc, tr
+    return tr
 
 
 def _train_partition(root: Path) -> str:

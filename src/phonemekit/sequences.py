@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from .data import (
-    _feature_shape, _listing, _load_features, _load_npy, _normalize, _npy_header,
-    _partition_files, _train_partition, compute_stats, default_root, find_root,
+    _feature_shape, _load_features, _load_npy, _normalize, _npy_header,
+    _partition_files, _train_partition, compute_stats, default_root, find_root, paired_transcripts,
 )
 from .phonemes import CTC_INDEX, EOS, PHONEME_TO_INDEX, SOS
 
@@ -79,15 +79,7 @@ def _sequence_files(root: Path, partition: str, mfcc: list[Path]) -> list[Path]:
         raise FileNotFoundError(
             f"{folder} is missing: labels are needed for {partition} (pass with_labels=False to load features only)"
         )
-    tr = _listing(folder)
-    a, b = [p.name for p in mfcc], [p.name for p in tr]
-    if a != b:
-        only_m, only_t = sorted(set(a) - set(b))[:3], sorted(set(b) - set(a))[:3]
-        raise ValueError(
-            f"{mfcc[0].parent} has {len(a)} files and {folder} has {len(b)}, and their names differ "
-            f"(only in mfcc: {only_m}, only in transcripts: {only_t}); each utterance needs both files"
-        )
-    return tr
+    return paired_transcripts(mfcc, mfcc[0].parent, folder)
 
 
 def _offsets(lengths) -> np.ndarray:
