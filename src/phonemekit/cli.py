@@ -78,8 +78,6 @@ def cmd_summary(args) -> int:
     config, line = load_config(args.config, args.set, args.root, task=args.task)
     if line:
         print(line)
-    if config.task == "ctc":
-        return _summary_ctc(config, args)
     if args.features:
         f = args.features
     else:
@@ -88,6 +86,8 @@ def cmd_summary(args) -> int:
         except FileNotFoundError:
             f = 28
             print("phonemekit: no data found, assuming 28 features per frame (pass --features N)")
+    if config.task == "ctc":
+        return _summary_ctc(config, f)
     model = make_model(config.replace(param_limit=None), (2 * config.context + 1) * f)
     print(summary(model, config.context, f))
     n = count_params(model)
@@ -97,19 +97,10 @@ def cmd_summary(args) -> int:
     return 0 if n <= limit else 1
 
 
-def _summary_ctc(config, args) -> int:
+def _summary_ctc(config, f: int) -> int:
     from .ctc import make_ctc_model
     from .ctc_model import count_params, ctc_summary
-    from .data import n_features
 
-    if args.features:
-        f = args.features
-    else:
-        try:
-            f = n_features(_resolve_root(None, config.root, verbose=False), config.train_partition)
-        except FileNotFoundError:
-            f = 28
-            print("phonemekit: no data found, assuming 28 features per frame (pass --features N)")
     model = make_ctc_model(config, {"n_features": f})
     print(ctc_summary(model, f))
     n = count_params(model)
