@@ -248,3 +248,11 @@ def test_a_frame_aligned_hw1p2_transcript_is_recognised(tmp_path):
     np.save(tmp_path / "dev-clean" / "transcript" / mfcc.name, np.array([SOS] + ["AH"] * t + [EOS]))
     with pytest.raises(ValueError, match=f"{mfcc.name}.*frame-aligned|frame-aligned.*{mfcc.name}"):
         UtteranceDataset(tmp_path, "dev-clean")
+
+
+def test_a_subset_given_as_text_is_refused_naming_the_argument():
+    from phonemekit.data import DEMO_ROOT
+    from phonemekit.sequences import UtteranceDataset
+
+    with pytest.raises(ValueError, match="subset='0.5' must be a number"):
+        UtteranceDataset(DEMO_ROOT, "dev-clean", subset="0.5")

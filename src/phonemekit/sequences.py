@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .data import (
-    _feature_shape, _load_features, _load_npy, _normalize, _npy_header,
+    _feature_shape, _load_features, _load_npy, _normalize, _npy_header, _number,
     _partition_files, _train_partition, compute_stats, default_root, find_root, paired_transcripts,
 )
 from .phonemes import CTC_INDEX, EOS, PHONEME_TO_INDEX, SOS
@@ -112,6 +112,7 @@ class UtteranceDataset(torch.utils.data.Dataset):
             raise ValueError(f"normalize={normalize!r}; choose one of {NORMALIZATIONS}")
         if dtype not in (torch.float32, torch.float16):
             raise ValueError(f"dtype={dtype}; storage is torch.float32 or torch.float16")
+        subset, subset_seed = _number("subset", subset), _number("subset_seed", subset_seed, whole=True)
         is_test = partition.startswith("test")
         if not 0 < subset <= 1:
             raise ValueError(f"subset={subset} must be a fraction in (0, 1]")
