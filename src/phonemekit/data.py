@@ -358,7 +358,7 @@ def same_stats(a, b) -> bool:
 
 
 def _number(name: str, value, whole: bool = False):
-    """A numeric argument as given: text is refused, not parsed (phonemekit.train.Config parses
+    """A numeric argument as given: text is refused, not parsed (phonemekit.config.Config parses
     the text of YAML files and the command line)."""
     if isinstance(value, (str, bytes, bool)) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name}={value!r} must be a number, not {type(value).__name__}: "
