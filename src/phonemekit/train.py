@@ -433,6 +433,12 @@ class Run:
         scores = self.task.evaluate(model, self.val_loader, None, self.config)
         return distributed.mean_over_processes(scores, self.val_loader, self.ddp)
 
+    def on_step(self):
+        """One call for the callbacks that act after every optimizer step (the EMA), or None:
+        the training step then pays nothing for callbacks that do not."""
+        fns = [cb.on_step for cb in self.callbacks if getattr(cb, "on_step", None) is not None]
+        return (lambda: [fn(self) for fn in fns]) if fns else None
+
     def lr_at(self, epoch: int):
         return lambda step, steps: schedule.lr_at(self.config, epoch, step, steps, self.history, self.task.metric)
 
@@ -506,7 +512,7 @@ def fit(config: Config, resume=False, callbacks=None, *, model: torch.nn.Module 
                                     loss_fn=run.loss, config=config, lr_at=run.lr_at(epoch),
                                     grad_clip=config.grad_clip, augment=run.augment, log_every=config.log_every,
                                     epoch=epoch + 1, progress=run.progress, unit=run.task.unit,
-                                    on_step=lambda: fire(run, "on_step"))
+                                    on_step=run.on_step())
                     m = distributed.reduce_epoch(m, run.model, run.ddp)
                     row = {"epoch": epoch + 1, "train_loss": m["train_loss"], "train_acc": m["train_acc"],
                            **run.validate(run.eval_model), "lr": m["lr"], "epoch_time": 0.0,
