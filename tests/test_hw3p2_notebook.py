@@ -6,6 +6,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_cells import code_cells, tags
 
 from phonemekit.ctc_submit import validate_ctc_submission
 from phonemekit.data import DEMO_ROOT
@@ -18,25 +19,9 @@ COLAB_ONLY = ("drive.mount(", "userdata.get(", '"clone"', '"pip"', "kaggle_downl
               "kaggle_submit_ctc(")
 
 
-def tags(cell):
-    return cell.metadata.get("tags", [])
-
-
-def code_cells(nb):
-    return [c for c in nb.cells if c.cell_type == "code"]
-
-
 @pytest.fixture(scope="module")
 def nb():
     return nbformat.read(NOTEBOOK, as_version=4)
-
-
-def test_notebook_is_saved_without_outputs_and_with_the_python3_kernel(nb):
-    nbformat.validate(nb)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    for cell in code_cells(nb):
-        assert cell.outputs == [], cell.source[:60]
-        assert cell.execution_count is None, cell.source[:60]
 
 
 def test_one_parameters_cell_holds_the_settings_a_student_changes(nb):
