@@ -368,6 +368,14 @@ def _number(name: str, value, whole: bool = False):
     return int(value) if whole else float(value)
 
 
+def check_subset(subset: float, partition: str, unit: str) -> None:
+    """A fraction in (0, 1], and all of a test partition: Kaggle scores every test item."""
+    if not 0 < subset <= 1:
+        raise ValueError(f"subset={subset} must be a fraction in (0, 1]")
+    if partition.startswith("test") and subset < 1:
+        raise ValueError(f"subset={subset} on {partition}: Kaggle scores every test {unit}, so test is never subset")
+
+
 def check_compatible(train: "AudioDataset", val: "AudioDataset") -> None:
     """A ValueError naming both sets when val's frames are not prepared like train's: the feature
     dimension, the context, the boundary, the normalisation and its statistics. Call it before
@@ -454,10 +462,7 @@ class AudioDataset(torch.utils.data.Dataset):
         if context < 0:
             raise ValueError(f"context={context} must be a whole number >= 0")
         is_test = partition.startswith("test")
-        if not 0 < subset <= 1:
-            raise ValueError(f"subset={subset} must be a fraction in (0, 1]")
-        if is_test and subset < 1:
-            raise ValueError(f"subset={subset} on {partition}: Kaggle scores every test frame, so test is never subset")
+        check_subset(subset, partition, "frame")
 
         self.root = find_root(root) if root is not None else default_root()
         self.partition, self.context, self.window = partition, int(context), 2 * int(context) + 1

@@ -23,7 +23,7 @@ import torch
 
 from .data import (
     _feature_shape, _load_features, _load_npy, _normalize, _npy_header, _number,
-    _partition_files, _train_partition, compute_stats, default_root, find_root, paired_transcripts,
+    _partition_files, _train_partition, check_subset, compute_stats, default_root, find_root, paired_transcripts,
 )
 from .phonemes import CTC_INDEX, EOS, PHONEME_TO_INDEX, SOS
 
@@ -114,10 +114,7 @@ class UtteranceDataset(torch.utils.data.Dataset):
             raise ValueError(f"dtype={dtype}; storage is torch.float32 or torch.float16")
         subset, subset_seed = _number("subset", subset), _number("subset_seed", subset_seed, whole=True)
         is_test = partition.startswith("test")
-        if not 0 < subset <= 1:
-            raise ValueError(f"subset={subset} must be a fraction in (0, 1]")
-        if is_test and subset < 1:
-            raise ValueError(f"subset={subset} on {partition}: Kaggle scores every test utterance, so test is never subset")
+        check_subset(subset, partition, "utterance")
         self.root = find_root(root) if root is not None else default_root()
         self.partition, self.normalize = partition, normalize
         self.with_labels = (not is_test) if with_labels is None else bool(with_labels)
