@@ -178,12 +178,6 @@ def test_score_gives_the_accuracy_against_shipped_answers(answered, tmp_path, ca
     assert f"{expected:.2%}" in capsys.readouterr().out
 
 
-def test_score_without_answers_says_that_kaggle_scores_the_test_set(corpus, tmp_path, capsys):
-    path = write_submission([0] * count_test_frames(corpus), tmp_path / "s.csv")
-    assert main(["score", str(path), "--root", str(corpus)]) == 1
-    assert "submit it to be scored" in capsys.readouterr().err
-
-
 # --------------------------------------------------------------------------------------------
 # Kaggle (no network)
 
@@ -317,7 +311,7 @@ def test_predict_sees_a_ctc_checkpoint_and_writes_one_row_per_test_utterance(ctc
                  "--beam-width", beam]) == 0
     assert validate_ctc_submission(out, 5) and out.read_text().startswith("index,label\n")
     said = capsys.readouterr().out
-    assert "5 test utterances" in said and "test distance" in said  # this corpus ships its answers
+    assert "5 test utterances" in said and "test mean Levenshtein distance" in said  # this corpus ships its answers
     assert main(["validate", str(out), "--root", str(ctc_corpus)]) == 0
     assert main(["validate", str(out), "--n-frames", "5", "--task", "ctc"]) == 0
     assert main(["score", str(out), "--root", str(ctc_corpus)]) == 0
@@ -347,17 +341,27 @@ def test_validate_rejects_an_hw3p2_csv_with_the_wrong_row_count(ctc_corpus, tmp_
     assert "2 rows, expected 5 (one per test utterance)" in capsys.readouterr().err
 
 
-def test_score_of_an_hw3p2_csv_without_answers_says_that_kaggle_scores_it(ctc_corpus, tmp_path, capsys):
+@pytest.mark.parametrize("homework", ["frames", "ctc"])
+@pytest.mark.parametrize("answers", ["missing", "empty folder"])
+def test_score_without_answers_says_that_kaggle_scores_it_and_exits_0(homework, answers, corpus, ctc_corpus,
+                                                                       tmp_path, capsys):
     import shutil
 
     from phonemekit.ctc_submit import write_ctc_submission
 
+    source = ctc_corpus if homework == "ctc" else corpus
     kaggle_like = tmp_path / "kaggle"
-    shutil.copytree(ctc_corpus, kaggle_like)
-    shutil.rmtree(kaggle_like / "test-clean" / "transcript")
-    path = write_ctc_submission(["-"] * 5, tmp_path / "s.csv")
-    assert main(["score", str(path), "--root", str(kaggle_like)]) == 1
-    assert "submit it to be scored" in capsys.readouterr().err
+    shutil.copytree(source, kaggle_like)
+    folders = [p for p in (kaggle_like / "test-clean").iterdir() if p.name.startswith("transcript")]
+    for folder in folders:
+        shutil.rmtree(folder)
+        if answers == "empty folder":
+            folder.mkdir()
+    path = (write_ctc_submission(["-"] * 5, tmp_path / "s.csv") if homework == "ctc"
+            else write_submission([0] * count_test_frames(source), tmp_path / "s.csv"))
+    assert main(["score", str(path), "--root", str(kaggle_like)]) == 0
+    out = capsys.readouterr().out
+    assert "no answers to score against" in out and "submit the file to be scored" in out
 
 
 def test_submit_of_an_hw3p2_csv_validates_it_then_needs_credentials(no_kaggle, tmp_path, capsys):

@@ -9,7 +9,7 @@ the history as its own column:
     swa_start=16       val_acc_swa  SWA (torch.optim.swa_utils): the mean of the weights after
                                     epochs 16, 17, ...; BatchNorm statistics recomputed over the
                                     training data before each evaluation. swa_lr (optional)
-                                    anneals the lr to a constant with SWALR.
+                                    anneals the lr to a constant with the SWA anneal.
 
 Each is a callback of fit()'s loop (on_step, on_epoch_end), not a branch inside it. The
 columns are named after the task's metric: val_acc_avg for HW1P2, val_dist_avg for HW3P2.
@@ -143,7 +143,6 @@ class _Averager:
 
     def __init__(self, run):
         self.best = None
-        self.higher = run.task.higher_is_better
 
     def averaged(self):
         raise NotImplementedError
@@ -155,7 +154,7 @@ class _Averager:
         metric = run.task.metric
         score = run.validate(model)[metric]
         run.metrics[f"{metric}_{self.name}"] = score
-        if self.best is None or (score > self.best if self.higher else score < self.best):
+        if run.task.better(score, self.best):
             self.best = score
             if run.main:
                 checkpoint.save({**run.meta, "kind": self.name, "epoch": run.epoch, metric: score,

@@ -126,19 +126,12 @@ def resolve(path) -> Path:
 
 
 def make_model(config: Config, meta) -> torch.nn.Module:
-    """The model a config describes (meta: in_features for the MLP, or a checkpoint's meta), checked
-    against the parameter limit."""
-    from .model import build_mlp, check_budget
+    """The model a config describes (meta: a checkpoint's meta, or the frame model's in_features
+    as an int), built by the config's task and checked against the parameter limit."""
+    from .model import check_budget
+    from .task import task_of
 
-    meta = {"in_features": meta} if isinstance(meta, int) else meta
-    if config.task == "ctc":
-        from .ctc import make_ctc_model
-
-        model = make_ctc_model(config, meta)
-    else:
-        model = build_mlp(meta["in_features"], num_classes=config.num_classes, hidden=config.hidden,
-                          shape=config.shape, depth=config.depth, budget=config.budget, activation=config.activation,
-                          norm=config.norm, dropout=config.dropout, init=config.init, residual=config.residual)
+    model = task_of(config).build_model(config, meta)
     if config.param_limit:
         check_budget(model, budget=config.param_limit)
     return model
@@ -250,6 +243,52 @@ def seed_everything(seed: int) -> None:
 
 # --------------------------------------------------------------------------------------------
 # One run per folder
+
+RUN_FILES = ("last.pt", "best.pt", "avg.pt", "ema.pt", "swa.pt")
+
+
+def make_dir(directory: Path, setting: str = "checkpoint_dir") -> Path:
+    """mkdir -p, with an error that names the setting when a part of the path is a file."""
+    directory = Path(directory).expanduser()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        part = next((p for p in [directory, *directory.parents] if p.exists() and not p.is_dir()), directory)
+        raise ValueError(f"{setting}={str(directory)!r}: {part} is a file, not a folder; choose another "
+                         f"{setting}") from None
+    return directory
+
+
+def holds_run(directory: Path) -> bool:
+    """True when the folder holds a run's checkpoint (last.pt or best.pt)."""
+    return any((Path(directory) / name).is_file() for name in ("last.pt", "best.pt"))
+
+
+def guard_run_folder(directory: Path, resume, overwrite: bool, verbose: bool = True) -> None:
+    """A fresh run (no resume) in a folder that holds a run is refused unless overwrite is asked
+    for; then that run's checkpoints are deleted first (none of its files stays to mislead)."""
+    directory = Path(directory)
+    if resume or not holds_run(directory):
+        return
+    if not overwrite:
+        epoch = _epoch_of(directory / "last.pt")
+        held = f" (trained to epoch {epoch})" if epoch else ""
+        raise FileExistsError(
+            f"{directory} already holds a run{held}: resume it (resume=True, --resume, RESUME = True in the "
+            "notebook), or replace it (overwrite=True, --overwrite), or train in another checkpoint_dir")
+    for path in [*(directory / n for n in RUN_FILES), *directory.glob("epoch-*.pt")]:
+        path.unlink(missing_ok=True)
+    if verbose:
+        print(f"phonemekit: overwrite: the run in {directory} was deleted; training a new one there")
+
+
+def _epoch_of(path: Path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("epoch")
+    except Exception:
+        return None
+
+
 
 
 @contextlib.contextmanager

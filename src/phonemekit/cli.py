@@ -26,6 +26,9 @@ import os
 import sys
 from pathlib import Path
 
+from .task import TASK_MODULES
+
+TASK_NAMES = tuple(TASK_MODULES)  # what --task takes: the config's task values
 # subcommands whose options belong to another module: everything after the name goes there
 DELEGATED = {
     "bench": ("phonemekit.bench", "main", "measure training/loading throughput on this machine"),
@@ -34,15 +37,39 @@ DELEGATED = {
 }
 
 
-def _resolve_root(arg, config_root=None, verbose=True):
-    """--root if given, else the config's root when it exists on this machine, else default_root()."""
-    from .data import default_root, find_root
+def _resolve_root(arg, config_root=None, verbose=True, trained_on=None):
+    """--root if given, else the config's root when it exists on this machine, else default_root().
+
+    trained_on: the checkpoint that names config_root. A checkpoint trained on other data than the
+    demo never falls back to the demo: its own data, or --root."""
+    from .data import default_root, find_root, is_demo
 
     if arg is not None:
         return find_root(arg)
     if config_root and Path(config_root).expanduser().is_dir():
         return find_root(config_root)
+    if config_root and trained_on is not None and not is_demo(config_root):
+        raise FileNotFoundError(f"{trained_on} was trained on the data in {config_root}, which is not on this machine: "
+                                "pass --root with that data (its test-clean/ folder)")
     return default_root(verbose=verbose)
+
+
+def _task(args):
+    from .task import get_task
+
+    return get_task(args.task)
+
+
+def _csv_task(args):
+    """The task a CSV belongs to: --task, else told apart by its contents (said when it is HW3P2's)."""
+    from .ctc_submit import submission_task
+    from .task import get_task
+
+    if args.task:
+        return get_task(args.task)
+    task = get_task(submission_task(args.file))
+    print(f"phonemekit: {args.file} reads as an {task.homework} file (task={task.name!r}); --task to choose")
+    return task
 
 
 # --------------------------------------------------------------------------------------------
@@ -51,29 +78,30 @@ def _resolve_root(arg, config_root=None, verbose=True):
 
 def cmd_recipes(args) -> int:
     from .config import RECIPE_DIR, load_recipe, recipes
+    from .task import tasks
 
     for name in recipes():
         c = load_recipe(name)
-        if c.task == "ctc":
-            conv = f"conv {c.conv_channels} x{c.conv_layers} stride {c.conv_stride}, " if c.conv_layers else ""
-            model = (f"CTC: {conv}{c.lstm_layers} BiLSTM" + (f" + {c.pyramid} pBLSTM" if c.pyramid else "")
-                     + f" of {c.lstm_hidden}")
-        else:
-            model = (f"context {c.context}, " + (f"hidden {c.hidden}" if c.hidden else
-                                                  f"{c.shape} x{c.depth} for {c.budget:,} params") + f", {c.activation}")
         schedule = "constant lr" if c.scheduler == "none" else f"{c.scheduler} schedule"
-        print(f"{name:<11} {model}, {c.epochs} epochs, batch {c.batch_size}, {c.optimizer} lr {c.lr:g}, {schedule}")
-    print("auto        HW1P2: 'strong' with a GPU and the Kaggle data, else 'cpu-demo'; "
-          "HW3P2 (--task ctc): 'ctc-strong', else 'ctc-demo'")
+        print(f"{name:<11} {_task_of_config(c).describe(c)}, {c.epochs} epochs, batch {c.batch_size}, {c.optimizer} "
+              f"lr {c.lr:g}, {schedule}")
+    picks = "; ".join(f"{t.homework} (--task {t.name}): {t.recipes[0]!r} with a GPU and the Kaggle data, else "
+                      f"{t.recipes[1]!r}" for t in tasks().values())
+    print(f"auto        {picks}")
     print(f"(the recipes are YAML files in {RECIPE_DIR}; copy one to change it and pass --config FILE)")
     return 0
 
 
+def _task_of_config(config):
+    from .task import task_of
+
+    return task_of(config)
+
+
 def cmd_summary(args) -> int:
-    from .checkpoint import make_model
     from .config import load_config
     from .data import n_features
-    from .model import BUDGET, count_params, summary
+    from .model import BUDGET
 
     config, line = load_config(args.config, args.set, args.root, task=args.task)
     if line:
@@ -86,31 +114,12 @@ def cmd_summary(args) -> int:
         except FileNotFoundError:
             f = 28
             print("phonemekit: no data found, assuming 28 features per frame (pass --features N)")
-    if config.task == "ctc":
-        return _summary_ctc(config, f)
-    model = make_model(config.replace(param_limit=None), (2 * config.context + 1) * f)
-    print(summary(model, config.context, f))
-    n = count_params(model)
+    text, n = _task_of_config(config).summary(config, f)
+    print(text)
     limit = config.param_limit or BUDGET
     print(f"{n:,} parameters: {n / limit:.1%} of the {limit:,} budget"
           + ("" if n <= limit else f"  -- OVER the budget by {n - limit:,}"))
     return 0 if n <= limit else 1
-
-
-def _summary_ctc(config, f: int) -> int:
-    from .ctc import make_ctc_model
-    from .ctc_model import count_params, ctc_summary
-
-    model = make_ctc_model(config, {"n_features": f})
-    print(ctc_summary(model, f))
-    n = count_params(model)
-    down = config.conv_stride * 2 ** config.pyramid
-    print(f"{n:,} parameters; time downsampled {down}x (conv_stride {config.conv_stride}, pyramid {config.pyramid}): "
-          f"an utterance of T frames gives T/{down} CTC frames")
-    if config.param_limit and n > config.param_limit:
-        print(f"OVER the param_limit of {config.param_limit:,} by {n - config.param_limit:,}")
-        return 1
-    return 0
 
 
 def cmd_train(args) -> int:
@@ -133,7 +142,7 @@ def cmd_train(args) -> int:
         print(f"phonemekit: training with {config_changes(config)}"
               + (f" on {env_world_size()} processes" if env_world_size() > 1 else ""))
     try:
-        result = fit(config, resume=args.resume)
+        result = fit(config, resume=args.resume, overwrite=args.overwrite)
     except KeyboardInterrupt:  # fit has saved last.pt and said how to continue
         return 130
     if not main:
@@ -144,148 +153,88 @@ def cmd_train(args) -> int:
     import matplotlib.pyplot as plt
 
     plt.close(plot_history(result.history, path=out / "history.png"))
-    score = f"{result.best:.2%}" if result.metric.endswith("acc") else f"{result.best:.4f}"
-    print(f"phonemekit: best {result.metric.replace('_', ' ')} {score} at epoch {result.best_epoch}; "
+    task = _task_of_config(config)
+    print(f"phonemekit: best {result.metric.replace('_', ' ')} {task.format(result.best)} at epoch {result.best_epoch}; "
           f"{out / 'best.pt'}, history.csv and history.png in {out}")
     print(f"next: python -m phonemekit predict --checkpoint {out / 'best.pt'} --out submission.csv")
     return 0
 
 
 def cmd_predict(args) -> int:
+    import time
+
     from .checkpoint import load_checkpoint
-    from .data import has_test_answers, test_dataset
-    from .submit import (find_sample, predict, score_submission, submission_format, validate_submission,
-                         write_submission)
-    from .train import resolve_device
+    from .device import resolve_device
+    from .submit import find_sample
 
     device = resolve_device(args.device)
     model, config, ckpt = load_checkpoint(args.checkpoint, device=device)
-    root = _resolve_root(args.root, config.root)
-    if ckpt.get("task") == "ctc":
-        return _predict_ctc(args, model, config, ckpt, root, device)
-    if args.beam_width != 1:
-        raise ValueError(f"--beam-width is for HW3P2 (CTC) checkpoints; {args.checkpoint} is an HW1P2 frame model")
-    test = test_dataset(config, root, stats=ckpt.get("stats"))
+    task = _task_of_config(config)
+    root = _resolve_root(args.root, config.root, trained_on=args.checkpoint)
+    test = task.test_dataset(config, root, stats=ckpt.get("stats"))
     if test.n_features != ckpt.get("n_features", test.n_features):
         raise ValueError(f"{args.checkpoint} was trained on {ckpt.get('n_features')} features per frame, the "
                          f"test data in {root} has {test.n_features}: pass --root with the matching data")
     sample = Path(args.sample) if args.sample else find_sample(root)
-    header, label_format = submission_format(sample)
-    if args.label_format:
-        label_format = args.label_format
-    ids = predict(model, test, batch_size=args.batch_size or 8192, device=device)
-    out = write_submission(ids, args.out, header=header, label_format=label_format)
-    validate_submission(out, len(test), sample=sample, header=header)
-    print(f"phonemekit: wrote {out}: {len(test):,} test frames, checked"
-          + (f" against {sample.name}" if sample else "") + f" (context {config.context}, epoch {ckpt['epoch']})")
-    if has_test_answers(root):
-        answers = test_dataset(config.replace(context=0), root, with_labels=True, stats=ckpt.get("stats")).labels
-        print(f"phonemekit: test accuracy against the answers shipped with this corpus: "
-              f"{score_submission(out, answers):.2%}")
+    options = {k: v for k, v in (("beam_width", args.beam_width), ("label_format", args.label_format)) if v is not None}
+    t0 = time.perf_counter()
+    preds = task.predict(model, test, device=device, batch_size=args.batch_size, **options)
+    seconds = time.perf_counter() - t0
+    out = task.write_csv(preds, args.out, sample=sample, label_format=options.get("label_format"))
+    task.validate_csv(out, len(test), sample=sample)
+    print(f"phonemekit: wrote {out}: {len(test):,} {task.test_unit}s ({seconds:.1f} s), checked"
+          + (f" against {sample.name}" if sample else "") + f" (epoch {ckpt['epoch']})")
+    if task.has_answers(root):
+        # the CSV is written and checked: a failure past this point is a warning, not a failed command
+        try:
+            score = task.score_csv(out, task.answers(config, root, stats=ckpt.get("stats")))
+            print(f"phonemekit: test {task.score_name} against the answers shipped with this corpus: {task.format(score)}")
+        except (ValueError, OSError) as e:
+            print(f"phonemekit: warning: {out} is written and checked, but scoring it against the answers in "
+                  f"{root / 'test-clean'} failed: {e}", file=sys.stderr)
     return 0
 
 
-def _predict_ctc(args, model, config, ckpt, root, device) -> int:
-    import time
-
-    from .ctc_submit import (ctc_test_dataset, has_ctc_answers, predict_ctc, score_ctc_submission,
-                             validate_ctc_submission, write_ctc_submission)
+def _expected_rows(args, task, sample):
+    """(rows a CSV must have, where that number comes from, the sample file) for validate and submit."""
+    from .data import default_root, find_root, is_demo
     from .submit import find_sample
 
-    if args.label_format:
-        raise ValueError("--label-format is for HW1P2 CSVs; an HW3P2 CSV holds one phoneme string per utterance")
-    test = ctc_test_dataset(config, root, stats=ckpt.get("stats"))
-    if test.n_features != ckpt.get("n_features", test.n_features):
-        raise ValueError(f"{args.checkpoint} was trained on {ckpt.get('n_features')} features per frame, the "
-                         f"test data in {root} has {test.n_features}: pass --root with the matching data")
-    sample = Path(args.sample) if args.sample else find_sample(root)
-    t0 = time.perf_counter()
-    preds = predict_ctc(model, test, batch_size=args.batch_size or 32, device=device, beam_width=args.beam_width)
-    seconds = time.perf_counter() - t0
-    out = write_ctc_submission(preds, args.out, sample=sample)
-    validate_ctc_submission(out, len(test), sample=sample)
-    how = "greedy" if args.beam_width == 1 else f"beam width {args.beam_width}"
-    print(f"phonemekit: wrote {out}: {len(test):,} test utterances ({how}, {seconds:.1f} s), checked"
-          + (f" against {sample.name}" if sample else "") + f" (epoch {ckpt['epoch']})")
-    if has_ctc_answers(root):
-        truth = ctc_test_dataset(config, root, stats=ckpt.get("stats"), with_labels=True)
-        print(f"phonemekit: test distance against the answers shipped with this corpus: "
-              f"{score_ctc_submission(out, truth):.4f}")
-    return 0
+    if args.n_frames is not None:
+        return args.n_frames, "--n-frames", sample
+    if args.root is None and sample is not None:
+        from .submit import _read_csv
 
-
-def _task_of_csv(args) -> str:
-    from .ctc_submit import submission_task
-
-    task = args.task or submission_task(args.file)
-    if args.task is None and task == "ctc":
-        print(f"phonemekit: {args.file} holds phoneme strings: checked as an HW3P2 (CTC) file (--task frames to override)")
-    return task
-
-
-def _count_utterances(root, partition: str = "test-clean") -> int:
-    files = list((Path(root) / partition / "mfcc").glob("*.npy"))
-    if not files:
-        raise FileNotFoundError(f"no {Path(root) / partition / 'mfcc'}/*.npy to count: pass --n-frames N "
-                                "(the number of test utterances) or --root")
-    return len(files)
+        return len(_read_csv(sample, what="sample", fix="download the competition's data again")), sample.name, sample
+    root = Path(args.root) if args.root else default_root(verbose=False)
+    if args.command == "submit" and not args.root and is_demo(root):
+        return None, None, sample  # the demo's test set is not Kaggle's: never count rows against it
+    root = find_root(root)
+    return task.count_test(root), f"{root / 'test-clean'}", sample or find_sample(root)
 
 
 def cmd_validate(args) -> int:
-    from .data import count_frames
-    from .submit import find_sample, validate_submission
-
-    if _task_of_csv(args) == "ctc":
-        from .ctc_submit import validate_ctc_submission as validate
-
-        count, rows = _count_utterances, "one per test utterance, phoneme strings valid"
-    else:
-        validate, count = validate_submission, (lambda root: count_frames(root, "test-clean"))
-        rows = "one per test frame, labels valid"
-    sample = Path(args.sample) if args.sample else None
-    if args.n_frames is not None:
-        n, source = args.n_frames, "--n-frames"
-    elif args.root is None and sample is not None:
-        import pandas as pd
-
-        n, source = len(pd.read_csv(sample, usecols=[0])), sample.name
-    else:
-        root = _resolve_root(args.root)
-        sample = sample or find_sample(root)
-        n, source = count(root), f"{root / 'test-clean'}"
-    kwargs = {"header": tuple(args.header.split(","))} if args.header else {}
-    validate(args.file, n, sample=sample, **kwargs)
-    print(f"{args.file}: OK ({n:,} rows as in {source}, {rows}, ids 0..N-1 each once"
+    task = _csv_task(args)
+    n, source, sample = _expected_rows(args, task, Path(args.sample) if args.sample else None)
+    task.validate_csv(args.file, n, sample=sample, header=args.header.split(",") if args.header else None)
+    print(f"{args.file}: OK ({n:,} rows as in {source}, one per {task.test_unit}, labels valid, ids 0..N-1 each once"
           + (f", header as in {sample.name}" if sample else "") + ")")
     return 0
 
 
 def cmd_score(args) -> int:
-    from .data import AudioDataset
-    from .submit import score_submission
-
     root = _resolve_root(args.root)
-    if _task_of_csv(args) == "ctc":
-        return _score_ctc(args, root)
-    if not (root / args.partition / "transcript").is_dir():
-        raise FileNotFoundError(f"{root / args.partition / 'transcript'} is missing: scoring needs the answers. "
-                                "Kaggle's test set has none (submit it to be scored); the demo corpus ships them")
-    labels = AudioDataset(root, args.partition, context=0, with_labels=True).labels
-    acc = score_submission(args.file, labels)
-    print(f"{args.file}: frame accuracy {acc:.2%} on {len(labels):,} frames of {root / args.partition}")
-    return 0
+    task = _csv_task(args)
+    if not task.has_answers(root, args.partition):
+        print(f"phonemekit: {root / args.partition} has no answers to score against (Kaggle's test set has none: "
+              "submit the file to be scored; the demo corpus ships them)")
+        return 0
+    from .config import Config
 
-
-def _score_ctc(args, root) -> int:
-    from .ctc_submit import has_ctc_answers, score_ctc_submission
-    from .sequences import UtteranceDataset, transcript_folder
-
-    if not has_ctc_answers(root, args.partition):
-        raise FileNotFoundError(f"{transcript_folder(root, args.partition)} is missing: scoring needs the answers. "
-                                "Kaggle's test set has none (submit it to be scored); the demo corpus ships them")
-    truth = UtteranceDataset(root, args.partition, with_labels=True)
-    dist = score_ctc_submission(args.file, truth)
-    print(f"{args.file}: mean Levenshtein distance {dist:.4f} on {len(truth):,} utterances of {root / args.partition}")
+    truth = task.answers(Config(task=task.name), root, args.partition)
+    score = task.score_csv(args.file, truth)
+    print(f"{args.file}: {task.score_name} {task.format(score)} on {len(truth):,} {task.test_unit}s of "
+          f"{root / args.partition}")
     return 0
 
 
@@ -298,27 +247,11 @@ def cmd_download(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from .data import count_frames, default_root, is_demo
-    from .submit import find_sample, kaggle_submit
+    from .submit import kaggle_submit
 
-    ctc = _task_of_csv(args) == "ctc"
-    sample = Path(args.sample) if args.sample else None
-    n = args.n_frames
-    if n is None:
-        root = Path(args.root) if args.root else default_root(verbose=False)
-        # the demo's test set is not Kaggle's: never count rows against it
-        if args.root or not is_demo(root):
-            from .data import find_root
-
-            root = find_root(root)
-            sample = sample or find_sample(root)
-            n = _count_utterances(root) if ctc else count_frames(root, "test-clean")
-    if ctc:
-        from .ctc_submit import kaggle_submit_ctc
-
-        kaggle_submit_ctc(args.file, args.competition, args.message, n_utterances=n, sample=sample)
-    else:
-        kaggle_submit(args.file, args.competition, args.message, n_frames=n, sample=sample)
+    task = _csv_task(args)
+    n, _, sample = _expected_rows(args, task, Path(args.sample) if args.sample else None)
+    kaggle_submit(args.file, args.competition, args.message, n, sample, validate=task.validate_csv)
     print(f"phonemekit: submitted {args.file} to {args.competition}; see its Submissions page for the score")
     return 0
 
@@ -340,6 +273,27 @@ def run_delegated(name: str, argv: list[str]) -> int:
 
 # --------------------------------------------------------------------------------------------
 # argparse
+
+
+def _positive(text: str) -> int:
+    """argparse type: a whole number >= 1 (0 or -3 rows, frames or beams are a typo, not a request)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} must be at least 1")
+    return n
+
+
+def _resume(text: str):
+    """--resume alone: True; --resume true/false as words, not as file names; else a checkpoint path."""
+    word = text.strip().lower()
+    if word in ("true", "yes", "1", "on"):
+        return True
+    if word in ("false", "no", "0", "off"):
+        return False
+    return text
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -380,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="change one config field, e.g. --set lr=1e-3 --set hidden=[1024,512] (repeatable)")
         q.add_argument("--root", metavar="DIR", help="the data folder (holds train-clean-100/, dev-clean/, "
                        "test-clean/); default: the config's root, else Kaggle data in ./data, else the demo")
-        q.add_argument("--task", choices=("frames", "ctc"), default="frames",
+        q.add_argument("--task", choices=TASK_NAMES, default=TASK_NAMES[0],
                        help="which homework --config auto picks for: frames (HW1P2: strong / cpu-demo) or ctc "
                             "(HW3P2: ctc-strong / ctc-demo); a named recipe carries its own task")
 
@@ -388,18 +342,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = add("summary", "build the model of a config and print its layers and parameter count against the 20M budget")
     config_args(q)
-    q.add_argument("--features", type=int, metavar="N", help="features per frame (default: read from the data)")
+    q.add_argument("--features", type=_positive, metavar="N", help="features per frame (default: read from the data)")
     q.set_defaults(func=cmd_summary)
 
     q = add("train", "train a config; checkpoints (last.pt, best.pt) go to its checkpoint_dir")
     config_args(q)
-    q.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+    q.add_argument("--resume", nargs="?", const=True, default=False, type=_resume, metavar="CHECKPOINT",
                    help="continue from checkpoint_dir/last.pt (or from the CHECKPOINT given) after a crash "
                         "or to train more epochs; a fresh run when there is none")
+    q.add_argument("--overwrite", action="store_true",
+                   help="delete the run already in checkpoint_dir and train a new one there (without it, and "
+                        "without --resume, a folder that holds a run is refused)")
     q.add_argument("--dry-run", action="store_true",
                    help="run a few batches of training and validation through the same code, save and reload "
                         "a checkpoint in a temporary folder, and leave nothing behind")
-    q.add_argument("--steps", type=int, default=3, help="training batches of a --dry-run")
+    q.add_argument("--steps", type=_positive, default=3, help="training batches of a --dry-run")
     q.set_defaults(func=cmd_train)
 
     q = add("predict", "predict every test frame (HW1P2) or utterance (HW3P2, a ctc checkpoint) with a "
@@ -412,9 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "kind are copied (default: the one beside the data, if any)")
     q.add_argument("--label-format", choices=("string", "int"),
                    help="phoneme strings (AH) or class indices (3); default: as the sample, else string")
-    q.add_argument("--batch-size", type=int, metavar="N",
+    q.add_argument("--batch-size", type=_positive, metavar="N",
                    help="frames per forward pass (HW1P2, default 8192) or utterances (HW3P2, default 32)")
-    q.add_argument("--beam-width", type=int, default=1, metavar="K",
+    q.add_argument("--beam-width", type=_positive, metavar="K",
                    help="HW3P2 (CTC) checkpoints: 1 decodes greedily, K > 1 runs a beam search of width K "
                         "(pyctcdecode; slower, usually a little better)")
     q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
@@ -423,12 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
     q = add("validate", "check a submission CSV the way Kaggle would (header, row count, id order, labels)")
     q.add_argument("file", metavar="FILE", help="the submission CSV")
     g = q.add_mutually_exclusive_group()
-    g.add_argument("--n-frames", type=int, metavar="N", help="the number of rows expected: test frames (HW1P2) or test utterances (HW3P2)")
+    g.add_argument("--n-frames", type=_positive, metavar="N", help="the number of rows expected: test frames (HW1P2) or test utterances (HW3P2)")
     g.add_argument("--root", metavar="DIR", help="count the test frames in DIR/test-clean (default: the data found)")
     q.add_argument("--sample", metavar="CSV", help="sample_submission.csv: the header must match it")
     q.add_argument("--header", metavar="ID,LABEL", help="the expected header when there is no sample (default "
                    "id,label; HW3P2 index,label)")
-    q.add_argument("--task", choices=("frames", "ctc"),
+    q.add_argument("--task", choices=TASK_NAMES,
                    help="frames (HW1P2: a class per test frame) or ctc (HW3P2: a phoneme string per test "
                         "utterance); default: told apart by the file's labels")
     q.set_defaults(func=cmd_validate)
@@ -438,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("file", metavar="FILE", help="the submission CSV")
     q.add_argument("--root", metavar="DIR", help="a corpus with <partition>/transcript/ (default: the data found)")
     q.add_argument("--partition", default="test-clean", help="the partition the CSV predicts")
-    q.add_argument("--task", choices=("frames", "ctc"),
+    q.add_argument("--task", choices=TASK_NAMES,
                    help="frames (HW1P2: a class per test frame) or ctc (HW3P2: a phoneme string per test "
                         "utterance); default: told apart by the file's labels")
     q.set_defaults(func=cmd_score)
@@ -454,10 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-m", "--message", required=True, help="the submission's description (Kaggle requires one)")
     q.add_argument("--competition", required=True, metavar="NAME", help="the slug in the competition's URL")
     g = q.add_mutually_exclusive_group()
-    g.add_argument("--n-frames", type=int, metavar="N", help="the number of rows expected: test frames (HW1P2) or test utterances (HW3P2)")
+    g.add_argument("--n-frames", type=_positive, metavar="N", help="the number of rows expected: test frames (HW1P2) or test utterances (HW3P2)")
     g.add_argument("--root", metavar="DIR", help="count the test frames in DIR/test-clean (default: Kaggle data in ./data)")
     q.add_argument("--sample", metavar="CSV", help="sample_submission.csv: the header must match it")
-    q.add_argument("--task", choices=("frames", "ctc"),
+    q.add_argument("--task", choices=TASK_NAMES,
                    help="frames (HW1P2: a class per test frame) or ctc (HW3P2: a phoneme string per test "
                         "utterance); default: told apart by the file's labels")
     q.set_defaults(func=cmd_submit)
@@ -476,7 +433,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, OSError, RuntimeError, ImportError) as e:
+    except (ValueError, OSError, RuntimeError, ImportError, ArithmeticError) as e:
         # the kit's errors name the file and the fix: the message is the useful part, not the stack
         print(f"phonemekit {args.command}: error: {e}", file=sys.stderr)
         if os.environ.get("PHONEMEKIT_TRACEBACK"):

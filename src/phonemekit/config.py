@@ -27,6 +27,21 @@ from .model import BUDGET
 from .phonemes import NUM_CLASSES
 
 TASKS = ("frames", "ctc")  # HW1P2: a class per frame | HW3P2: a phoneme sequence per utterance
+# Per-task defaults, in one place: a field left at None takes its task's value here.
+TASK_DEFAULTS = {
+    "frames": {"num_classes": NUM_CLASSES, "batch_size": 1024, "dropout": 0.0, "time_mask_width": 4,
+               "wandb_project": "hw1p2"},
+    "ctc": {"num_classes": NUM_CLASSES + 1, "batch_size": 64, "dropout": 0.1, "time_mask_width": 20,
+            "wandb_project": "hw3p2"},
+}
+# Settings one homework reads and the other does not: set away from its default on the other task,
+# a setting is refused (by name) rather than silently ignored.
+TASK_SETTINGS = {
+    "frames": ("context", "boundary", "hidden", "shape", "depth", "budget", "activation", "norm", "init",
+               "residual", "label_smoothing", "class_weights", "mixup_alpha"),
+    "ctc": ("bucketing", "conv_channels", "conv_layers", "conv_kernel", "conv_stride", "conv_residual",
+            "lstm_hidden", "lstm_layers", "pyramid", "locked_dropout", "head", "beam_width"),
+}
 OPTIMIZERS = ("sgd", "nesterov", "rmsprop", "adam", "adamw")
 SCHEDULERS = ("none", "step", "multistep", "exponential", "cosine", "cosine-restarts", "plateau", "onecycle")
 AMP_MODES = ("auto", "fp16", "bf16", "off")
@@ -61,10 +76,10 @@ class Config:
     budget: int | None = BUDGET  # the size `shape` x `depth` is solved for
     activation: str = "gelu"
     norm: str = "before"  # BatchNorm before the activation | after | none
-    dropout: float | list[float] | str = 0.0  # one rate, one per layer, or "alternate:0.2"
+    dropout: float | list[float] | str | None = None  # one rate, one per layer, or "alternate:0.2"; None: the task's
     init: str = "default"
     residual: str | None = None  # None | basic | bottleneck
-    num_classes: int = NUM_CLASSES  # 40 frame classes (HW1P2); 41 CTC classes with the blank (HW3P2)
+    num_classes: int | None = None  # follows from the task: 40 frame classes (HW1P2), 41 with the CTC blank (HW3P2)
     param_limit: int | None = BUDGET  # refuse a model over this (None: no check)
     # HW3P2 (task="ctc"): the sequence model (phonemekit.ctc_model.build_ctc_model) and its data
     bucketing: bool = True  # batch utterances of similar length together (less padding)
@@ -81,8 +96,8 @@ class Config:
     beam_width: int = 1  # validation decoding: 1 greedy, > 1 beam search
     # optimisation
     epochs: int = 20
-    batch_size: int = 1024
-    eval_batch_size: int | None = None  # None: 4 x batch_size (no gradients to keep)
+    batch_size: int | None = None  # None: the task's (1024 frames | 64 utterances)
+    eval_batch_size: int | None = None  # None: a multiple of batch_size (no gradients to keep): 4x frames, 2x utterances
     lr: float = 1e-3
     optimizer: str = "adamw"  # sgd | nesterov | rmsprop | adam | adamw
     momentum: float = 0.9  # sgd, nesterov, rmsprop
@@ -108,7 +123,7 @@ class Config:
     freq_masks: int = 0  # frequency masks per window: bands of coefficients set to 0 in every frame
     freq_mask_width: int = 4  # widest band, in coefficients (each mask: 0..width)
     time_masks: int = 0  # time masks per window: runs of whole frames set to 0
-    time_mask_width: int = 4  # longest run, in frames (each mask: 0..width)
+    time_mask_width: int | None = None  # longest run, in frames (each mask: 0..width); None: the task's
     mask_prob: float = 0.5  # chance that a window is masked
     noise_std: float = 0.0  # std of Gaussian noise added to the (normalised) features; 0: off
     noise_prob: float = 0.5  # chance that a window gets noise
@@ -126,7 +141,7 @@ class Config:
     log_every: int = 100  # steps between host syncs (progress bar, NaN check)
     checkpoint_dir: str = "checkpoints"
     wandb_mode: str | None = "disabled"  # online | offline | disabled; None: $WANDB_MODE
-    wandb_project: str = "hw1p2"
+    wandb_project: str | None = None  # None: the task's (hw1p2 | hw3p2)
     wandb_run_name: str | None = None
     wandb_watch: str | None = None  # wandb.watch the model: gradients | parameters | all
     wandb_artifacts: bool = False  # upload best.pt and the model's architecture at the end
@@ -141,6 +156,13 @@ class Config:
             self.amp = "off"
         self.optimizer, self.scheduler = self.optimizer.lower(), self.scheduler.lower()
         _choice("task", self.task, TASKS)
+        for name, value in TASK_DEFAULTS[self.task].items():
+            if name == "num_classes" and self.num_classes not in (None, value):
+                raise ValueError(f"num_classes={self.num_classes}: task={self.task!r} has exactly {value} classes "
+                                 "(the course's phoneme list); leave num_classes out, it follows from the task")
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        self._refuse_other_tasks_settings()
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("scheduler", self.scheduler, SCHEDULERS)
         _choice("amp", self.amp, AMP_MODES)
@@ -159,6 +181,19 @@ class Config:
             except RuntimeError:
                 raise ValueError(f"device={self.device!r}: use 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'") from None
         self._check_ranges()
+
+    def _refuse_other_tasks_settings(self):
+        defaults = _field_defaults()
+        for task, names in TASK_SETTINGS.items():
+            if task == self.task:
+                continue
+            changed = [n for n in names if getattr(self, n) != defaults[n]]
+            if changed:
+                hw = {"frames": "HW1P2 (task='frames')", "ctc": "HW3P2 (task='ctc')"}[task]
+                raise ValueError(f"{', '.join(f'{n}={getattr(self, n)!r}' for n in changed)}: "
+                                 f"{'these are settings' if len(changed) > 1 else 'a setting'} of {hw}, which this "
+                                 f"task={self.task!r} run does not use; remove {'them' if len(changed) > 1 else 'it'} "
+                                 "(or set task)")
 
     def _check_ranges(self):
         """Each setting in its valid range: a nonsense value fails here, by name, not epochs later."""
@@ -185,9 +220,6 @@ class Config:
                f"milestones={self.milestones} must be epochs >= 1 (counted after the warm-up)")
         for name in ("subset", "val_subset"):
             _check(0 < getattr(self, name) <= 1, f"{name}={getattr(self, name)} must be a fraction in (0, 1]")
-        classes = {"frames": NUM_CLASSES, "ctc": NUM_CLASSES + 1}[self.task]
-        _check(self.num_classes == classes, f"num_classes={self.num_classes}: task={self.task!r} has exactly "
-                                            f"{classes} classes (the course's phoneme list)")
         _check(0 <= self.label_smoothing < 1, f"label_smoothing={self.label_smoothing} must be in [0, 1)")
         _check(self.warmup_epochs < self.epochs or self.warmup_epochs == 0,
                f"warmup_epochs={self.warmup_epochs} must be below epochs={self.epochs}")
@@ -238,8 +270,12 @@ class Config:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def replace(self, **changes) -> Config:
-        """A copy with some fields changed (validated; unknown names are an error)."""
-        return Config.from_dict({**self.to_dict(), **changes})
+        """A copy with some fields changed (validated; unknown names are an error). A changed task
+        brings its own defaults for the fields still at the old task's."""
+        d = self.to_dict()
+        if changes.get("task", self.task) != self.task:
+            d.update({k: None for k, v in TASK_DEFAULTS[self.task].items() if d.get(k) == v})
+        return Config.from_dict({**d, **changes})
 
     def save(self, path) -> Path:
         """Write the config as YAML (.yaml/.yml) or JSON (.json)."""
@@ -349,6 +385,12 @@ def _is_number(s) -> bool:
 def _check(ok, message):
     if not ok:
         raise ValueError(message)
+
+
+@functools.cache
+def _field_defaults() -> dict:
+    return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            for f in dataclasses.fields(Config)}
 
 
 @functools.cache
@@ -490,5 +532,5 @@ def _named_config(spec):
 
 def config_changes(config: Config) -> str:
     """The settings that differ from the defaults, on one line."""
-    default = Config().to_dict()
+    default = Config(task=config.task).to_dict()
     return ", ".join(f"{k}={v}" for k, v in config.to_dict().items() if default.get(k) != v) or "defaults"

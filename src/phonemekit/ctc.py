@@ -1,82 +1,37 @@
-"""HW3P2's training pieces: data, model, loss, evaluation and augmentation for the training loop.
+"""HW3P2 as a Task: the phoneme string of every utterance, from a sequence model trained with CTC.
 
+    from phonemekit.ctc import TASK                  # what phonemekit.task.task_of(config) gives for task="ctc"
     train_ds, val_ds = make_ctc_datasets(config, device)
     train_loader, val_loader = make_ctc_loaders(config, train_ds, val_ds, device)
     meta = ctc_meta(train_ds)                      # saved in the checkpoint: rebuilds the model
     model = make_ctc_model(config, meta).to(device)
     check_ctc_lengths(model, train_ds)             # can the model's T' hold every transcript?
-    augment = make_ctc_augment(config)             # None when masking is off
-    loss, n = ctc_loss(model, augment(batch), config, amp_dtype)
-    evaluate_ctc(model, val_loader, amp_dtype, config)   # {"val_loss", "val_dist"}
+    loss, n = ctc_loss(model, batch, config, amp_dtype)
+    evaluate_ctc(model, val_loader, config)        # {"val_loss", "val_dist"}
 
 A batch is (x (B,T,F), x_lengths, y (B,S), y_lengths) from phonemekit.sequences.SequenceLoader.
-`config` is any object with the fields of CTC_DEFAULTS (the kit's Config, a SimpleNamespace).
+`config` is a phonemekit.config.Config with task="ctc": its defaults for HW3P2 live there
+(TASK_DEFAULTS), with every other setting's.
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
-from .augment import band_mask
+from .config import TASK_DEFAULTS, TASK_SETTINGS
 from .ctc_model import build_ctc_model
 from .data import default_root
+from .augment import make_augment, mask
 from .decode import beam_decode, greedy_decode, mean_distance
+from .device import autocast, storage_dtype
 from .phonemes import BLANK, CTC_PHONEMES, NUM_CTC_CLASSES, to_string
 from .sequences import SequenceLoader, UtteranceDataset
+from .task import Task
 
-# The config fields read here, with their defaults for HW3P2.
-CTC_DEFAULTS = {
-    # data
-    "root": None,                      # None: phonemekit.data.default_root() (Kaggle data, else the demo)
-    "train_partition": "train-clean-100",
-    "val_partition": "dev-clean",
-    "normalize": "cepstral",           # cepstral (per utterance, the course's) | global | minmax | none
-    "subset": 1.0,                     # fraction of training utterances (a fixed random choice)
-    "val_subset": 1.0,
-    "storage_dtype": "auto",           # auto: float16 on a GPU (half the memory), float32 on CPU
-    "resident": None,                  # frames on the GPU; None: yes on a GPU
-    "batch_size": 64,                  # utterances per step
-    "eval_batch_size": None,           # None: 2 x batch_size
-    "bucketing": True,                 # batch utterances of similar length (less padding, faster)
-    "seed": 0,
-    # model (phonemekit.ctc_model.build_ctc_model)
-    "conv_channels": 256,              # Conv1d embedding width
-    "conv_layers": 2,                  # residual conv blocks; 0: features straight into the LSTMs
-    "conv_kernel": 3,                  # odd
-    "conv_stride": 2,                  # total stride of the embedding, 1..4
-    "conv_residual": True,             # skip connections in the conv blocks
-    "lstm_hidden": 256,                # per direction
-    "lstm_layers": 2,                  # plain BiLSTM layers
-    "pyramid": 1,                      # pBLSTM layers after them, each halving T
-    "dropout": 0.1,                    # in the conv blocks and the head (a float here)
-    "locked_dropout": 0.2,             # between LSTM layers, one mask per utterance
-    "head": [512],                     # hidden widths of the MLP head
-    # evaluation
-    "beam_width": 1,                   # 1: greedy decoding; >1: beam search (pyctcdecode)
-    # augmentation (names shared with HW1P2; here over whole utterances)
-    "freq_masks": 0,                   # bands of coefficients set to 0 over the utterance
-    "freq_mask_width": 4,              # widest band (each: 0..width coefficients)
-    "time_masks": 0,                   # runs of frames set to 0, inside the utterance
-    "time_mask_width": 20,             # longest run in frames (each: 0..width)
-    "mask_prob": 0.5,                  # chance that an utterance is masked
-}
 # a batch where at least this share of utterances cannot be aligned is a model/data mismatch
 MAX_UNALIGNABLE = 0.5
-
-
-def _get(config, name):
-    return getattr(config, name, CTC_DEFAULTS[name])
-
-
-def _storage_dtype(config, device) -> torch.dtype:
-    s = str(_get(config, "storage_dtype"))
-    if s == "auto":
-        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
-    if s not in ("float16", "float32"):
-        raise ValueError(f"storage_dtype={s!r}; choose auto, float16 or float32")
-    return getattr(torch, s)
+# before training: more than this share of the training (or dev) utterances unalignable is refused
+MAX_UNALIGNABLE_BEFORE = 0.02
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,22 +40,24 @@ def _storage_dtype(config, device) -> torch.dtype:
 
 def make_ctc_datasets(config, device):
     """(train, val) UtteranceDatasets of config.train_partition and config.val_partition."""
-    root = _get(config, "root") or default_root()
-    dtype = _storage_dtype(config, device)
-    normalize = _get(config, "normalize")
-    train = UtteranceDataset(root, _get(config, "train_partition"), normalize=normalize,
-                             subset=_get(config, "subset"), dtype=dtype)
-    val = UtteranceDataset(root, _get(config, "val_partition"), normalize=normalize,
-                           subset=_get(config, "val_subset"), dtype=dtype, stats=train.stats)
+    root = config.root or default_root()
+    dtype = storage_dtype(config, device)
+    train = UtteranceDataset(root, config.train_partition, normalize=config.normalize, subset=config.subset,
+                             dtype=dtype)
+    val = UtteranceDataset(root, config.val_partition, normalize=config.normalize, subset=config.val_subset,
+                           dtype=dtype, stats=train.stats)
+    if val.n_features != train.n_features:
+        raise ValueError(f"{config.train_partition} has {train.n_features} features per frame and "
+                         f"{config.val_partition} {val.n_features}: both must come from the same data (root={root})")
     return train, val
 
 
 def make_ctc_loaders(config, train_ds, val_ds, device):
     """(train, val) SequenceLoaders: train shuffled by (seed, epoch), val in one fixed order."""
-    bs = int(_get(config, "batch_size"))
-    eval_bs = _get(config, "eval_batch_size") or 2 * bs
-    bucketing, resident = bool(_get(config, "bucketing")), _get(config, "resident")
-    train = SequenceLoader(train_ds, bs, shuffle=True, seed=_get(config, "seed"), device=device,
+    bs = int(config.batch_size)
+    eval_bs = config.eval_batch_size or 2 * bs
+    bucketing, resident = bool(config.bucketing), config.resident
+    train = SequenceLoader(train_ds, bs, shuffle=True, seed=config.seed, device=device,
                            bucketing=bucketing, resident=resident)
     # val sorted by length when bucketing: the mean distance does not depend on the order
     val = SequenceLoader(val_ds, eval_bs, shuffle=False, device=device, bucketing=bucketing, resident=resident)
@@ -111,7 +68,6 @@ def ctc_meta(train_ds: UtteranceDataset) -> dict:
     """What rebuilding the model and preparing test data the same way needs (JSON-able)."""
     stats = train_ds.stats
     return {
-        "task": "hw3p2",
         "n_features": int(train_ds.n_features),
         "num_classes": NUM_CTC_CLASSES,
         "normalize": train_ds.normalize,
@@ -122,16 +78,15 @@ def ctc_meta(train_ds: UtteranceDataset) -> dict:
 
 
 def make_ctc_model(config, meta: dict) -> torch.nn.Module:
-    dropout = _get(config, "dropout")
-    if not isinstance(dropout, (int, float)):
-        raise ValueError(f"dropout={dropout!r}: the CTC model takes one rate (a float)")
+    if not isinstance(config.dropout, (int, float)):
+        raise ValueError(f"dropout={config.dropout!r}: the CTC model takes one rate (a float)")
+    n_features = meta if isinstance(meta, int) else meta["n_features"]
     return build_ctc_model(
-        meta["n_features"], num_classes=meta.get("num_classes", NUM_CTC_CLASSES),
-        conv_channels=_get(config, "conv_channels"), conv_layers=_get(config, "conv_layers"),
-        conv_kernel=_get(config, "conv_kernel"), conv_stride=_get(config, "conv_stride"),
-        residual=_get(config, "conv_residual"), lstm_hidden=_get(config, "lstm_hidden"),
-        lstm_layers=_get(config, "lstm_layers"), pyramid=_get(config, "pyramid"), dropout=float(dropout),
-        locked_dropout=_get(config, "locked_dropout"), head=_get(config, "head"),
+        n_features, num_classes=NUM_CTC_CLASSES,
+        conv_channels=config.conv_channels, conv_layers=config.conv_layers, conv_kernel=config.conv_kernel,
+        conv_stride=config.conv_stride, residual=config.conv_residual, lstm_hidden=config.lstm_hidden,
+        lstm_layers=config.lstm_layers, pyramid=config.pyramid, dropout=float(config.dropout),
+        locked_dropout=config.locked_dropout, head=config.head,
     )
 
 
@@ -144,33 +99,54 @@ def min_ctc_frames(y: torch.Tensor, y_lengths: torch.Tensor) -> torch.Tensor:
     return y_lengths.to(y.device) + repeats
 
 
-def check_ctc_lengths(model, dataset: UtteranceDataset) -> int:
-    """How many utterances the model cannot align (T' too short for the transcript); prints
-    the worst. ValueError when that is at least MAX_UNALIGNABLE of them: downsample less."""
+def unalignable(model, dataset: UtteranceDataset) -> torch.Tensor:
+    """A bool per utterance: the model's output (T' frames) is too short for its transcript."""
     y, yl = dataset.batch(torch.arange(len(dataset)))[2:]
     need = min_ctc_frames(y, yl)
-    have = model.output_lengths(torch.from_numpy(dataset.lengths))
-    bad = have < need
+    have = _output_lengths(model, torch.from_numpy(dataset.lengths).long())
+    return have < need
+
+
+def check_ctc_lengths(model, dataset: UtteranceDataset, limit: float = MAX_UNALIGNABLE, verbose: bool = True) -> int:
+    """How many utterances the model cannot align (T' too short for the transcript); prints
+    the worst. ValueError when more than `limit` of them are: downsample less."""
+    bad = unalignable(model, dataset)
     n = int(bad.sum())
     if n:
+        y, yl = dataset.batch(torch.arange(len(dataset)))[2:]
+        need = min_ctc_frames(y, yl)
+        have = _output_lengths(model, torch.from_numpy(dataset.lengths).long())
         u = int(torch.argmax((need - have).float()))
-        msg = (f"{n} of {len(dataset)} utterances cannot be aligned by this model: e.g. "
-               f"{dataset.utterances[u]} has {int(dataset.lengths[u])} frames -> {int(have[u])} after "
-               f"downsampling, but its transcript needs {int(need[u])}; lower conv_stride or pyramid")
-        if n >= MAX_UNALIGNABLE * len(dataset):
-            raise ValueError(msg)
-        print(f"phonemekit: {msg} (their CTC loss is 0: zero_infinity)")
+        msg = (f"{n} of {len(dataset)} {dataset.partition} utterances ({n / len(dataset):.1%}) cannot be aligned by "
+               f"this model: e.g. {dataset.utterances[u]} has {int(dataset.lengths[u])} frames -> {int(have[u])} "
+               f"after downsampling, but its transcript needs {int(need[u])}")
+        if n > limit * len(dataset):
+            raise ValueError(f"{msg}; lower conv_stride or pyramid (more than {limit:.0%} of a partition is refused)")
+        if verbose:
+            print(f"phonemekit: {msg}; they add nothing to the loss (zero_infinity) and are left out of the val loss")
     return n
+
+
+def _output_lengths(model, lengths: torch.Tensor) -> torch.Tensor:
+    """The model's output lengths for input lengths: its output_lengths(), else one probe per length."""
+    if hasattr(model, "output_lengths"):
+        return model.output_lengths(lengths).cpu()
+    from .ctc_model import probe_output_lengths
+
+    return probe_output_lengths(model, lengths)
+
+
+def before_training(model, train_ds, val_ds, config, verbose: bool = True) -> None:
+    """Refuse a model that cannot align more than a few percent of the training or dev utterances,
+    and say how many it cannot (they are never counted as a loss of 0). Beam validation is checked
+    before the first epoch, not after it."""
+    for ds in (train_ds, val_ds):
+        if ds.labels is not None:
+            check_ctc_lengths(model, ds, limit=MAX_UNALIGNABLE_BEFORE, verbose=verbose)
 
 
 # --------------------------------------------------------------------------------------------
 # Loss and evaluation
-
-
-def _autocast(device, amp_dtype):
-    if amp_dtype is None:
-        return contextlib.nullcontext()
-    return torch.amp.autocast(torch.device(device).type, dtype=amp_dtype)
 
 
 def ctc_loss(model, batch, config, amp_dtype):
@@ -182,15 +158,15 @@ def ctc_loss(model, batch, config, amp_dtype):
     so one odd utterance does not wreck the run; a batch where most are like that raises.
     """
     x, xl, y, yl = batch
-    with _autocast(x.device, amp_dtype):
+    with autocast(x.device, amp_dtype):
         log_probs, out_lengths = model(x, xl)
     need = min_ctc_frames(y, yl)
     # one small host sync; the LSTMs' packing syncs on the lengths anyway
-    unalignable = int((out_lengths.to(need.device) < need).sum())
-    if unalignable >= MAX_UNALIGNABLE * len(y) and unalignable:
+    unaligned = int((out_lengths.to(need.device) < need).sum())
+    if unaligned >= MAX_UNALIGNABLE * len(y) and unaligned:
         i = int(torch.argmax((need - out_lengths.to(need.device)).float()))
         raise ValueError(
-            f"{unalignable} of {len(y)} utterances in this batch cannot be aligned: one has "
+            f"{unaligned} of {len(y)} utterances in this batch cannot be aligned: one has "
             f"{int(xl[i])} frames -> {int(out_lengths[i])} model frames, but its transcript of "
             f"{int(yl[i])} phonemes needs {int(need[i])}; lower conv_stride or pyramid"
         )
@@ -200,74 +176,171 @@ def ctc_loss(model, batch, config, amp_dtype):
     return loss, len(y)
 
 
+def ctc_train_loss(config, train_ds, device):
+    return lambda model, batch, config, amp_dtype: (*ctc_loss(model, batch, config, amp_dtype), None)
+
+
 def _targets(y: torch.Tensor, yl: torch.Tensor) -> list[str]:
     y, yl = y.cpu(), yl.cpu()
     return [to_string(y[i, : int(n)].tolist()) for i, n in enumerate(yl)]
 
 
-def evaluate_ctc(model, loader, amp_dtype, config) -> dict:
-    """{"val_loss": mean CTC loss per utterance, "val_dist": mean Levenshtein distance} over
-    the loader, in eval mode (greedy decoding; beam search when config.beam_width > 1)."""
-    beam = int(_get(config, "beam_width"))
+def evaluate_ctc(model, loader, config=None, amp_dtype=None, beam_width: int | None = None) -> dict:
+    """{"val_loss": mean CTC loss per alignable utterance, "val_dist": mean Levenshtein distance}
+    over the loader, in eval mode and fp32 (greedy decoding; beam search when beam_width, else
+    config.beam_width, is > 1). An utterance the model cannot align is scored by its distance but
+    left out of the loss (its loss is not 0: it is undefined); with none alignable the loss is NaN."""
+    beam = int(beam_width or getattr(config, "beam_width", 1) or 1)
     was_training = model.training
     model.eval()
-    loss_sum, n, dist_sum = 0.0, 0, 0.0
+    loss_sum, scored, n, dist_sum = 0.0, 0, 0, 0.0
     try:
         with torch.inference_mode():
             for x, xl, y, yl in loader:
-                with _autocast(x.device, amp_dtype):
-                    log_probs, out_lengths = model(x, xl)
-                loss = torch.nn.functional.ctc_loss(
-                    log_probs.float().transpose(0, 1), y, out_lengths, yl, blank=BLANK,
-                    reduction="mean", zero_infinity=True)
+                log_probs, out_lengths = model(x, xl)
+                ok = out_lengths.to(y.device) >= min_ctc_frames(y, yl)
+                if ok.any():
+                    loss = torch.nn.functional.ctc_loss(
+                        log_probs.float()[ok].transpose(0, 1), y[ok], out_lengths[ok], yl[ok], blank=BLANK,
+                        reduction="sum")
+                    loss_sum += float(loss)
+                    scored += int(ok.sum())
                 preds = beam_decode(log_probs, out_lengths, beam) if beam > 1 else greedy_decode(log_probs, out_lengths)
-                loss_sum += float(loss) * len(y)
                 dist_sum += mean_distance(preds, _targets(y, yl)) * len(y)
                 n += len(y)
     finally:
         model.train(was_training)
     if n == 0:
         raise ValueError("the validation loader served no utterances")
-    return {"val_loss": loss_sum / n, "val_dist": dist_sum / n}
+    return {"val_loss": loss_sum / scored if scored else float("nan"), "val_dist": dist_sum / n}
 
 
 # --------------------------------------------------------------------------------------------
-# Augmentation
+# Augmentation: the kit's masks and noise, inside each utterance (phonemekit.augment)
 
 
 def mask_sequences(x: torch.Tensor, lengths: torch.Tensor, freq_masks: int = 1, freq_mask_width: int = 4,
                    time_masks: int = 1, time_mask_width: int = 20, prob: float = 1.0) -> torch.Tensor:
     """Frequency and time masking of zero-padded utterances (B, T, F): masked entries become 0.
-
-    A time mask lies inside its utterance (start and width drawn within its length), never in
-    the padding only; a frequency mask covers the whole utterance. A new tensor.
-    """
-    b, t, f = x.shape
-    keep = torch.ones(b, t, f, dtype=torch.bool, device=x.device)
-    if freq_masks > 0 and freq_mask_width > 0:
-        keep &= ~band_mask(b, f, freq_masks, freq_mask_width, x.device)[:, None, :]
-    if time_masks > 0 and time_mask_width > 0:
-        n = torch.as_tensor(lengths, device=x.device)[:, None, None]
-        width = torch.minimum(torch.randint(0, time_mask_width + 1, (b, time_masks, 1), device=x.device), n)
-        start = (torch.rand(b, time_masks, 1, device=x.device) * (n - width + 1)).long()
-        pos = torch.arange(t, device=x.device)
-        keep &= ~((pos >= start) & (pos < start + width)).any(dim=1)[:, :, None]
-    if prob < 1:  # utterances left alone keep every entry
-        keep |= torch.rand(b, 1, 1, device=x.device) >= prob
-    return x * keep
+    A time mask lies inside its utterance, never in the padding only (phonemekit.augment.mask)."""
+    return mask(x, lengths, freq_masks, freq_mask_width, time_masks, time_mask_width, prob)
 
 
 def make_ctc_augment(config):
-    """augment(x, x_lengths, y, y_lengths) -> the batch with masked features, as config asks; None when masking is off."""
-    fm, fw = _get(config, "freq_masks"), _get(config, "freq_mask_width")
-    tm, tw = _get(config, "time_masks"), _get(config, "time_mask_width")
-    prob = _get(config, "mask_prob")
-    if not ((fm > 0 and fw > 0) or (tm > 0 and tw > 0)) or prob <= 0:
-        return None
+    """augment(x, x_lengths, y, y_lengths) -> the batch with masked (and noisy) features, as the config asks;
+    None when both are off."""
+    return make_augment(config)
 
-    def augment(*batch):
-        # the training loop calls augment(*batch), as HW1P2's augment(x, y); augment(batch) works too
-        x, xl, *rest = batch[0] if len(batch) == 1 else batch
-        return (mask_sequences(x, xl, fm, fw, tm, tw, prob), xl, *rest)
 
-    return augment
+def check_config(config) -> None:
+    """Settings that fail only later otherwise: beam validation without its decoder."""
+    if config.beam_width > 1:
+        from .decode import _beam_backend
+
+        _beam_backend()
+
+
+# --------------------------------------------------------------------------------------------
+# Test set, prediction and the CSV (phonemekit.ctc_submit)
+
+
+def test_dataset(config, root=None, stats=None, with_labels=None, partition: str = "test-clean"):
+    from .ctc_submit import ctc_test_dataset
+
+    return ctc_test_dataset(config, root, stats=stats, with_labels=with_labels, partition=partition)
+
+
+def predict(model, dataset, device=None, batch_size=None, beam_width=None, label_format=None, **options):
+    """The predicted string of every utterance, in file order (phonemekit.ctc_submit.predict_ctc)."""
+    from .ctc_submit import predict_ctc
+
+    if label_format is not None:
+        raise ValueError("a label format is for HW1P2 CSVs; an HW3P2 CSV holds one phoneme string per utterance")
+    beam = 1 if beam_width is None else int(beam_width)
+    if beam < 1:
+        raise ValueError(f"beam width {beam_width}: use 1 (greedy) or more (beam search)")
+    return predict_ctc(model, dataset, batch_size=batch_size or 32, device=device, beam_width=beam, **options)
+
+
+def write_csv(predictions, path, sample=None, label_format=None, header=None):
+    from .ctc_submit import HEADER, write_ctc_submission
+
+    if label_format is not None:
+        raise ValueError("a label format is for HW1P2 CSVs; an HW3P2 CSV holds one phoneme string per utterance")
+    return write_ctc_submission(predictions, path, header=tuple(header) if header else HEADER, sample=sample)
+
+
+def validate_csv(path, n_rows, sample=None, header=None):
+    from .ctc_submit import validate_ctc_submission
+
+    return validate_ctc_submission(path, n_rows, sample=sample, **({"header": tuple(header)} if header else {}))
+
+
+def score_csv(path, truth):
+    from .ctc_submit import score_ctc_submission
+
+    return score_ctc_submission(path, truth)
+
+
+def count_test(root, partition: str = "test-clean") -> int:
+    """Utterances in a partition: what the loader lists (hidden files such as macOS's ._x.npy skipped)."""
+    from .data import utterance_shapes
+
+    return len(utterance_shapes(root, partition))
+
+
+def has_answers(root, partition: str = "test-clean") -> bool:
+    """True when `partition` ships its phoneme sequences; an empty folder is no answers."""
+    from .sequences import transcript_folder
+
+    if root is None:
+        return False
+    folder = transcript_folder(root, partition)
+    return folder.is_dir() and any(folder.glob("*.npy"))
+
+
+def answers(config, root, partition: str = "test-clean", stats=None):
+    """The true strings of a labelled partition, in file order."""
+    from .ctc_submit import answers as strings_of
+
+    return strings_of(test_dataset(config, root, stats=stats, with_labels=True, partition=partition))
+
+
+def describe(config) -> str:
+    conv = f"conv {config.conv_channels} x{config.conv_layers} stride {config.conv_stride}, " if config.conv_layers else ""
+    return (f"CTC: {conv}{config.lstm_layers} BiLSTM" + (f" + {config.pyramid} pBLSTM" if config.pyramid else "")
+            + f" of {config.lstm_hidden}")
+
+
+def summary(config, n_features: int):
+    """(the layer table of the config's model and its downsampling, its parameter count)."""
+    from .ctc_model import count_params, ctc_summary
+
+    model = make_ctc_model(config, n_features)
+    down = config.conv_stride * 2 ** config.pyramid
+    text = (f"{ctc_summary(model, n_features)}\ntime downsampled {down}x (conv_stride {config.conv_stride}, pyramid "
+            f"{config.pyramid}): an utterance of T frames gives T/{down} CTC frames")
+    return text, count_params(model)
+
+
+def own_model(model, config, meta: dict, loader) -> torch.nn.Module:
+    """A student's own network, probed once: forward(x, lengths) -> (log_probs (B, T', 41), out_lengths (B,))."""
+    from .ctc_model import check_ctc_model
+
+    check_ctc_model(model, meta["n_features"], NUM_CTC_CLASSES)
+    return model
+
+
+TASK = Task(
+    name="ctc", homework="HW3P2", metric="val_dist", higher_is_better=False, unit="utterances",
+    test_unit="test utterance", score_name="mean Levenshtein distance", num_classes=NUM_CTC_CLASSES, recipes=("ctc-strong", "ctc-demo"),
+    # a CPU trains ~1,000 utterances' frames a second for the MLP but only a few whole utterances for CTC
+    cpu_share=0.005, defaults=TASK_DEFAULTS["ctc"], settings=frozenset(TASK_SETTINGS["ctc"]),
+    model_settings=("conv_channels", "conv_layers", "conv_kernel", "conv_stride", "conv_residual", "lstm_hidden",
+                    "lstm_layers", "pyramid", "head"),
+    inputs=2, datasets=make_ctc_datasets, loaders=make_ctc_loaders, meta=ctc_meta, build_model=make_ctc_model,
+    own_model=own_model, before_training=before_training, loss=ctc_train_loss, evaluate=evaluate_ctc,
+    augment=make_ctc_augment, check_config=check_config, test_dataset=test_dataset, predict=predict,
+    write_csv=write_csv, validate_csv=validate_csv, score_csv=score_csv, count_test=count_test,
+    has_answers=has_answers, answers=answers, describe=describe, summary=summary,
+)

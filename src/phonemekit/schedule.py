@@ -109,9 +109,11 @@ def plateau_cuts(config, history, metric: str | None = None) -> int:
 
 
 def _metric(config, metric):
-    if metric is not None:
-        return metric, not metric.endswith(("loss", "dist"))
-    return ("val_dist", False) if config.task == "ctc" else ("val_acc", True)
+    """(the history column plateau watches, whether higher is better): the task's, one home for both."""
+    from .task import higher_is_better, task_of
+
+    metric = metric if metric is not None else task_of(config).metric
+    return metric, higher_is_better(metric)
 
 
 def _swa(config, epoch, step, steps, history, metric) -> float:

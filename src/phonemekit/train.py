@@ -41,212 +41,11 @@ from .checkpoint import load_checkpoint, make_model, seed_everything  # noqa: F4
 from .config import (  # noqa: F401  (phonemekit.train.Config etc. keep working)
     AMP_MODES, OPTIMIZERS, SCHEDULERS, Config, apply_overrides, load_recipe, recipes,
 )
-from .data import AudioDataset, FrameLoader, check_compatible, default_root
-
-# --------------------------------------------------------------------------------------------
-# Device and precision
-
-
-def resolve_device(device="auto") -> torch.device:
-    """auto: cuda, else mps, else cpu. Asking for a device this machine lacks is a ValueError."""
-    if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    d = torch.device(device)
-    if d.type == "cuda" and not torch.cuda.is_available():
-        build = "a CPU-only build of torch" if torch.version.cuda is None else "no GPU visible"
-        raise ValueError(f"device={device!r}, but this machine has {build}: use device='auto' or 'cpu' (on "
-                         "Colab: Runtime > Change runtime type > GPU)")
-    if d.type == "cuda" and d.index is not None and d.index >= torch.cuda.device_count():
-        raise ValueError(f"device={device!r}: there are {torch.cuda.device_count()} GPU(s), cuda:0.."
-                         f"cuda:{torch.cuda.device_count() - 1}")
-    if d.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device={device!r}, but MPS (Apple GPU) is not available here: use device='auto' or 'cpu'")
-    return d
-
-
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for this device, or None for full fp32."""
-    if amp == "off":
-        return None
-    if device.type == "cuda":
-        native_bf16 = torch.cuda.get_device_capability(device) >= (8, 0)
-        if amp == "auto":  # a T4 (7.5) "supports" bf16 only by emulation, slowly: fp16 + GradScaler there
-            return torch.bfloat16 if native_bf16 else torch.float16
-        if amp == "bf16" and not native_bf16:
-            raise ValueError(f"amp='bf16': {torch.cuda.get_device_name(device)} (compute capability "
-                             f"{'.'.join(map(str, torch.cuda.get_device_capability(device)))}) only emulates bf16, "
-                             "slowly; use amp='auto' or 'fp16' (with a GradScaler) on it")
-        return torch.bfloat16 if amp == "bf16" else torch.float16
-    if amp == "auto":
-        return None  # CPU/MPS autocast rarely pays off for an MLP; ask for bf16 explicitly
-    if amp == "fp16":
-        raise ValueError(f"amp='fp16' needs a CUDA GPU (device is {device}); use amp='bf16' or 'off'")
-    return torch.bfloat16
-
-
-def autocast(device: torch.device, amp_dtype):
-    if amp_dtype is None:
-        return contextlib.nullcontext()
-    return torch.amp.autocast(device.type, dtype=amp_dtype)
-
-
-@contextlib.contextmanager
-def tf32(enabled: bool = True):
-    """TF32 matmuls (Ampere and newer) for training steps only: validation and prediction run in
-    plain fp32 in every process, so best.pt is chosen on the numbers the submission gets."""
-    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-
-# --------------------------------------------------------------------------------------------
-# The frame task (HW1P2): data, model input, loss, validation
-
-
-def make_datasets(config: Config, device=None) -> tuple[AudioDataset, AudioDataset]:
-    """The training and validation AudioDatasets the config describes (checked to agree)."""
-    device = resolve_device(config.device) if device is None else torch.device(device)
-    root = config.root if config.root is not None else default_root()
-    common = dict(root=root, context=config.context, normalize=config.normalize, boundary=config.boundary,
-                  dtype=storage_dtype(config, device), cache_dir=config.cache_dir)
-    train = AudioDataset(partition=config.train_partition, subset=config.subset, **common)
-    # global normalisation uses the training statistics for validation too
-    val = AudioDataset(partition=config.val_partition, subset=config.val_subset, stats=train.stats, **common)
-    check_compatible(train, val)
-    return train, val
-
-
-def storage_dtype(config, device) -> torch.dtype:
-    if config.storage_dtype == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    return torch.float16 if config.storage_dtype == "float16" else torch.float32
-
-
-def make_loaders(config: Config, train_ds, val_ds, device) -> tuple[FrameLoader, FrameLoader]:
-    dtype = storage_dtype(config, device)
-    # drop the last partial batch: a batch of 1 breaks BatchNorm, and the shuffle changes
-    # which frames it holds every epoch
-    train = FrameLoader(train_ds, config.batch_size, shuffle=True, drop_last=len(train_ds) > config.batch_size,
-                        device=device, seed=config.seed, resident=config.resident, storage_dtype=dtype)
-    val = FrameLoader(val_ds, config.eval_batch_size or 4 * config.batch_size, shuffle=False,
-                      device=device, seed=config.seed, resident=config.resident, storage_dtype=dtype)
-    return train, val
-
-
-def frame_meta(train_ds: AudioDataset) -> dict:
-    """What a checkpoint needs to rebuild the model and prepare test frames the same way."""
-    stats = train_ds.stats
-    return {"in_features": train_ds.window * train_ds.n_features, "n_features": train_ds.n_features,
-            "context": train_ds.context,
-            "stats": None if stats is None else {"mean": [float(v) for v in stats[0]],
-                                                 "std": [float(v) for v in stats[1]]}}
-
-
-def frame_loss(model, batch, config, amp_dtype, weight=None):
-    """(mean cross-entropy, frames, correct frames) of one training batch."""
-    x, y = batch
-    with autocast(x.device, amp_dtype):
-        logits = model(x)
-    loss = F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=config.label_smoothing)
-    correct = (logits.detach().argmax(1) == (y if y.dim() == 1 else y.argmax(1))).sum()  # mixup: soft y
-    return loss, y.shape[0], correct
-
-
-def class_weights(config: Config, train_ds) -> torch.Tensor | None:
-    """Per-class loss weights from the training labels' frequencies (config.class_weights)."""
-    if config.class_weights is None:
-        return None
-    counts = torch.bincount(torch.as_tensor(train_ds.labels).long(), minlength=config.num_classes)
-    w = 1.0 / counts.clamp(min=1).double()
-    if config.class_weights == "sqrt":
-        w = w.sqrt()
-    return (w * counts.sum() / (w * counts).sum()).float()  # the average frame keeps weight 1
-
-
-@torch.inference_mode()
-def evaluate(model, loader, amp_dtype=None, return_predictions: bool = False, progress: bool = False):
-    """(loss, accuracy) over a labelled loader in eval mode, in plain fp32 (as predict() runs);
-    with return_predictions, also the predicted class of every frame (a CPU tensor, in order).
-
-    amp_dtype is accepted for older callers and ignored: validation and the submission must
-    agree. The loss is plain cross-entropy (no label smoothing, no class weights), comparable
-    across runs.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    frames, preds = 0, []
-    for batch in tqdm(loader, desc="eval", leave=False, disable=not progress, dynamic_ncols=True):
-        if not isinstance(batch, (tuple, list)):
-            raise ValueError("evaluate needs labels; for an unlabelled set use phonemekit.submit.predict")
-        x, y = (t.to(device, non_blocking=True) for t in batch)
-        logits = model(x).float()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum")
-        p = logits.argmax(1)
-        correct += (p == y).sum()
-        frames += y.shape[0]
-        if return_predictions:
-            preds.append(p)
-    if frames == 0:
-        raise ValueError("the evaluation loader gave no batch")
-    loss, acc = loss_sum.item() / frames, correct.item() / frames
-    if return_predictions:
-        return loss, acc, torch.cat(preds).cpu()
-    return loss, acc
-
-
-def evaluate_frames(model, loader, amp_dtype, config) -> dict:
-    loss, acc = evaluate(model, loader)
-    return {"val_loss": loss, "val_acc": acc}
-
-
-@dataclass(frozen=True)
-class Task:
-    """What one homework plugs into the loop."""
-
-    name: str
-    metric: str  # the history column that picks best.pt
-    higher_is_better: bool
-    unit: str  # what a training batch counts: frames | utterances
-    datasets: Callable  # (config, device) -> (train_ds, val_ds)
-    loaders: Callable  # (config, train_ds, val_ds, device) -> (train_loader, val_loader)
-    meta: Callable  # train_ds -> dict saved in every checkpoint (rebuilds the model, prepares test data)
-    loss: Callable  # (model, batch, config, amp_dtype) -> (mean loss, count, correct or None)
-    evaluate: Callable  # (model, loader, amp_dtype, config) -> {"val_loss": .., metric: ..}
-    augment: Callable  # config -> batch transform or None
-    inputs: int = 1  # leading batch tensors the model takes: (x,) | (x, lengths)
-
-
-def _frame_augment(config):
-    from .augment import make_augment
-
-    return make_augment(config)
-
-
-FRAMES = Task("frames", "val_acc", True, "frames", make_datasets, make_loaders, frame_meta, frame_loss,
-              evaluate_frames, _frame_augment)
-
-
-def task_of(config: Config) -> Task:
-    if config.task == "ctc":
-        from . import ctc
-
-        def loss(model, batch, config, amp_dtype):
-            value, n = ctc.ctc_loss(model, batch, config, amp_dtype)
-            return value, n, None
-
-        return Task("ctc", "val_dist", False, "utterances", ctc.make_ctc_datasets, ctc.make_ctc_loaders,
-                    ctc.ctc_meta, loss, ctc.evaluate_ctc, ctc.make_ctc_augment, inputs=2)
-    return FRAMES
-
+from .device import autocast, resolve_amp, resolve_device, storage_dtype, tf32, use_idle_cores  # noqa: F401
+from .frames import (  # noqa: F401  (HW1P2's steps, importable from here as before)
+    class_weights, evaluate, evaluate_frames, frame_loss, frame_meta, make_datasets, make_loaders,
+)
+from .task import Task, format_score, get_task, task_of  # noqa: F401
 
 # --------------------------------------------------------------------------------------------
 # One epoch of training
@@ -286,7 +85,7 @@ def load_optimizer_state(optimizer, saved: dict, saved_config: dict, config: Con
 
 def train_epoch(model, loader, optimizer, scaler=None, amp_dtype=None, *, loss_fn=None, config=None,
                 lr_at=None, grad_clip: float | None = None, augment=None, log_every: int = 100, epoch: int = 1,
-                progress: bool = False, on_step=None, unit: str = "frames") -> dict:
+                progress: bool = False, on_step=None, unit: str = "items") -> dict:
     """One pass over `loader` in train mode. Returns train_loss, train_acc (None when the task
     counts no correct items), lr, count, seconds.
 
@@ -299,7 +98,7 @@ def train_epoch(model, loader, optimizer, scaler=None, amp_dtype=None, *, loss_f
     model.train()
     device = next(model.parameters()).device
     loss_fn = loss_fn or frame_loss
-    config = config or Config(label_smoothing=0.0)
+    config = config or Config()
     loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
     correct = torch.zeros((), dtype=torch.long, device=device)
     count, steps, counted, t0 = 0, len(loader), False, time.perf_counter()
@@ -424,13 +223,11 @@ class Run:
         return self.best
 
     def improves(self, score: float) -> bool:
-        if self.best is None:
-            return True
-        return score > self.best if self.task.higher_is_better else score < self.best
+        return self.task.better(score, self.best)
 
     def validate(self, model) -> dict:
         """The task's validation scores; over all processes' shards when distributed."""
-        scores = self.task.evaluate(model, self.val_loader, None, self.config)
+        scores = self.task.evaluate(model, self.val_loader, self.config)
         return distributed.mean_over_processes(scores, self.val_loader, self.ddp)
 
     def on_step(self):
@@ -474,12 +271,15 @@ def fire(run: Run, event: str) -> None:
 
 
 def fit(config: Config, resume=False, callbacks=None, *, model: torch.nn.Module | None = None, augment=None,
-        datasets=None, progress: bool | None = None, verbose: bool = True) -> FitResult:
+        datasets=None, progress: bool | None = None, verbose: bool = True, overwrite: bool = False) -> FitResult:
     """Train and validate every epoch; checkpoint to config.checkpoint_dir (last.pt, best.pt).
 
     resume: True continues from checkpoint_dir/last.pt (a fresh run when there is none), a path
     continues from that file; training goes on up to config.epochs, under the settings of
     `config` (a changed lr, schedule or epoch count takes effect; a changed model is an error).
+    A checkpoint_dir that already holds a run is refused unless you resume it or pass
+    overwrite=True (which deletes that run's checkpoints first): one forgotten flag never
+    replaces a finished run's best.pt.
     callbacks: objects with any of on_fit_start(run), on_step(run), on_epoch_end(run),
     on_fit_end(run), or a dict {"on_epoch_end": fn or [fn, ...], ...}; run.metrics is the epoch's
     history row, and setting run.stop = True ends training after that epoch.
@@ -496,6 +296,8 @@ def fit(config: Config, resume=False, callbacks=None, *, model: torch.nn.Module 
     try:
         run = build_run(config, ddp, model, datasets, augment, callbacks, progress, verbose)
         with checkpoint.lock(run.dir, enabled=run.main):
+            if run.main:
+                checkpoint.guard_run_folder(run.dir, resume, overwrite, run.verbose)
             if resume:
                 restore(run, resume)
             if run.stopped or run.epoch >= config.epochs:
@@ -550,29 +352,28 @@ def build_run(config, ddp, model, datasets, augment, callbacks, progress, verbos
     device = ddp.device if ddp is not None else resolve_device(config.device)
     amp_dtype = resolve_amp(config.amp, device)
     task = task_of(config)
+    task.check_config(config)
+    if ddp is None:
+        use_idle_cores(device, verbose=verbose)
     seed_everything(config.seed)
     train_ds, val_ds = datasets if datasets is not None else task.datasets(config, device)
-    if task is FRAMES and (train_ds.context != config.context or val_ds.context != config.context):
-        raise ValueError(f"the datasets passed have context {train_ds.context}/{val_ds.context} but the config "
-                         f"asks for {config.context}: rebuild them with make_datasets(config)")
     train_loader, val_loader = task.loaders(config, train_ds, val_ds, device)
     distributed.shard(train_loader, ddp)  # each process sees its own shard of every epoch
     distributed.shard(val_loader, ddp)
     meta = {**task.meta(train_ds), "format": checkpoint.FORMAT, "task": config.task, "config": config.to_dict(),
             "torch_version": str(torch.__version__)}
     model = own_model(model, config, meta, train_loader) if model is not None else make_model(config, meta)
+    task.before_training(model, train_ds, val_ds, config, verbose and main)
     model = model.to(device)  # the same seed: the same weights in every process
     if ddp is not None and ddp.rank > 0:
         seed_everything(config.seed + ddp.rank)  # but each process its own dropout masks and augmentation
     step_model = distributed.wrap(model, ddp)
     if config.compile:
         step_model = torch.compile(step_model)
-    weight = class_weights(config, train_ds) if task is FRAMES else None
-    loss = task.loss if weight is None else (
-        lambda m, b, c, a: frame_loss(m, b, c, a, weight=weight.to(device)))
+    loss = task.loss(config, train_ds, device)
     augment = task.augment(config) if augment is None else (augment or None)
     ckpt_dir = Path(config.checkpoint_dir).expanduser()
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.make_dir(ckpt_dir, "checkpoint_dir")
     progress = default_progress() if progress is None else progress
     run = Run(config=config, task=task, device=device, amp_dtype=amp_dtype, ddp=ddp, model=model,
               step_model=step_model, eval_model=model if ddp is not None else step_model,
@@ -586,38 +387,20 @@ def build_run(config, ddp, model, datasets, augment, callbacks, progress, verbos
 
 
 def own_model(model: torch.nn.Module, config: Config, meta: dict, loader) -> torch.nn.Module:
-    """A student's own network: checked against the budget, and wrapped when it takes flattened windows."""
-    from .model import FlatInput, check_budget
+    """A student's own network: checked against its task's contract (what forward must return)
+    and the budget before the first step; wrapped when the task needs it."""
+    from .model import check_budget
 
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model= takes your network, an nn.Module; got a {type(model).__name__}")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"your model {type(model).__name__} has no trainable parameters: build its layers in "
+                         "__init__ (self.layer = nn.Linear(...)) so that the optimizer finds them")
+    meta["custom_model"] = f"{type(model).__module__}.{type(model).__qualname__}"
+    model = task_of(config).own_model(model, config, meta, loader)
     if config.param_limit:
         check_budget(model, budget=config.param_limit)
-    meta["custom_model"] = f"{type(model).__module__}.{type(model).__qualname__}"
-    if config.task != "frames" or isinstance(model, FlatInput):
-        return model
-    x = next(iter(loader))[0][:2].float().cpu()
-    if _accepts(model, x):
-        return model
-    if _accepts(model, x.flatten(1)):
-        meta["input"] = "flat"
-        return FlatInput(model)
-    raise ValueError(f"your model takes neither (B, {x.shape[1]}, {x.shape[2]}) windows nor flattened "
-                     f"(B, {x.shape[1] * x.shape[2]}) ones (context {config.context}, {x.shape[2]} features): "
-                     f"its first layer must take {x.shape[1] * x.shape[2]} inputs, and it must return "
-                     f"{config.num_classes} logits")
-
-
-def _accepts(model, x) -> bool:
-    modes = {m: m.training for m in model.modules()}
-    model.eval()  # a probe must not move BatchNorm's running statistics
-    try:
-        with torch.no_grad():
-            out = model(x)
-        return tuple(out.shape) == (x.shape[0], 40)
-    except (RuntimeError, ValueError):
-        return False
-    finally:
-        for m, training in modes.items():
-            m.training = training
+    return model
 
 
 def restore(run: Run, resume) -> None:
@@ -626,9 +409,15 @@ def restore(run: Run, resume) -> None:
     if path is None:
         return
     ckpt = checkpoint.read(path, run.device)
-    if ckpt.get("task", "frames") != run.config.task:
-        raise ValueError(f"{path} is a {ckpt.get('task', 'frames')!r} run and this config trains task="
-                         f"{run.config.task!r}: use another checkpoint_dir")
+    saved_task = task_of(ckpt)
+    if saved_task is not run.task:
+        raise ValueError(f"{path} is an {saved_task.homework} run (task={saved_task.name!r}) and this config trains "
+                         f"task={run.config.task!r}: use another checkpoint_dir")
+    changed = [f"{k}: {ckpt['config'].get(k)!r} -> {getattr(run.config, k)!r}" for k in run.task.model_settings
+               if k in ckpt["config"] and ckpt["config"][k] != getattr(run.config, k)]
+    if changed:
+        raise ValueError(f"{path} holds another model than this config builds ({'; '.join(changed)}): resume with "
+                         "the settings it was trained with, or train the new model in a new checkpoint_dir")
     explain_changes(ckpt["config"], run.config, path, run.verbose)
     checkpoint.load_weights(run.model, ckpt["model"], path)
     load_optimizer_state(run.optimizer, ckpt["optimizer"], ckpt["config"], run.config, run.verbose)
@@ -715,10 +504,7 @@ def default_progress() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"  # Jupyter, Colab
 
 
-def _fmt(metric: str, value) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.2%}" if metric.endswith("acc") else f"{value:.4f}"
+_fmt = format_score
 
 
 def rate(per_s: float, unit: str) -> str:
@@ -863,7 +649,7 @@ def dry_run(config: Config, steps: int = DRY_RUN_STEPS, verbose: bool = True) ->
     if not train_files or not val_files:
         raise FileNotFoundError(f"{root} lacks {config.train_partition}/mfcc or {config.val_partition}/mfcc .npy files")
     # enough utterances for `steps` training batches, judged from the first files' lengths
-    per_item = 1.0 if config.task == "ctc" else max(1.0, float(np.mean(
+    per_item = 1.0 if task_of(config).unit == "utterances" else max(1.0, float(np.mean(
         [t for t, _ in utterance_shapes(root, config.train_partition, limit=64)])))
     need = math.ceil(steps * config.batch_size / per_item) + 1
     eval_bs = config.eval_batch_size or 4 * config.batch_size
@@ -874,7 +660,7 @@ def dry_run(config: Config, steps: int = DRY_RUN_STEPS, verbose: bool = True) ->
         small = config.replace(root=str(root), epochs=1, warmup_epochs=0, subset=subset, val_subset=val_subset,
                                checkpoint_dir=str(tmp), wandb_mode="disabled", patience=None, cache_dir=None,
                                swa_start=None, swa_lr=None)
-        result = fit(small, verbose=False, progress=False)
+        result = fit(small, verbose=False, progress=False, overwrite=True)
         load_checkpoint(tmp / "last.pt")  # the checkpoint must load back into the same model
         row = result.history.iloc[-1]
         if verbose:
