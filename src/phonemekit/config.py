@@ -218,6 +218,10 @@ class Config:
         _check(0 < self.onecycle_pct_start < 1, f"onecycle_pct_start={self.onecycle_pct_start} must be in (0, 1)")
         _check(self.milestones is None or all(m >= 1 for m in self.milestones),
                f"milestones={self.milestones} must be epochs >= 1 (counted after the warm-up)")
+        for name in ("train_partition", "val_partition"):
+            _check(not str(getattr(self, name)).startswith("test"),
+                   f"{name}={getattr(self, name)!r}: the test partition has no labels (Kaggle keeps them) to train "
+                   "or validate on; use train-clean-100 / dev-clean")
         for name in ("subset", "val_subset"):
             _check(0 < getattr(self, name) <= 1, f"{name}={getattr(self, name)} must be a fraction in (0, 1]")
         _check(0 <= self.label_smoothing < 1, f"label_smoothing={self.label_smoothing} must be in [0, 1)")

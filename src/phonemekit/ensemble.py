@@ -55,6 +55,9 @@ def load_members(models, device=None) -> list[torch.nn.Module]:
 
             path = m
             m, config, ckpt = load_checkpoint(path, device=device or "cpu")
+            from .task import task_of
+
+            task_of(config).require("ensemble", f"an ensemble ({path})")
             m.data_settings = _data_settings(config, ckpt, path)
         elif not isinstance(m, torch.nn.Module):
             raise TypeError(f"an ensemble member is a model or a checkpoint path, not {type(m).__name__}")

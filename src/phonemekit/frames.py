@@ -293,4 +293,5 @@ TASK = Task(
     augment=make_augment, check_config=check_config, test_dataset=test_dataset, predict=predict,
     write_csv=write_csv, validate_csv=validate_csv, score_csv=score_csv, count_test=count_test,
     has_answers=has_answers, answers=answers, describe=describe, summary=summary,
+    tools=frozenset({"search", "ensemble"}),
 )

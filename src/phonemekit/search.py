@@ -53,13 +53,18 @@ MACHINE_KEYS = ("root", "cache_dir", "device", "resident", "storage_dtype", "amp
 
 
 def _as_config(base) -> Config:
+    from .task import task_of
+
     if base is None:
-        return Config()
-    if isinstance(base, Config):
-        return base
-    if isinstance(base, dict):
-        return Config.from_dict(base)
-    return load_recipe(base)  # a recipe name or a .yaml/.json path
+        config = Config()
+    elif isinstance(base, Config):
+        config = base
+    elif isinstance(base, dict):
+        config = Config.from_dict(base)
+    else:
+        config = load_recipe(base)  # a recipe name or a .yaml/.json path
+    task_of(config).require("search", "the search (random_search, ablation, sweeps)")
+    return config
 
 
 def check_space(space: dict) -> dict:

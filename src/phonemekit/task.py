@@ -65,13 +65,21 @@ class Task:
     answers: Callable  # (config, root, partition, stats=None) -> the truth score_csv takes
     describe: Callable  # config -> one line about the model (recipes)
     summary: Callable  # (config, n_features) -> (text, parameters)
-    extra: dict = field(default_factory=dict)
+    tools: frozenset = frozenset()  # the experiment tools built for this task: "search", "ensemble"
 
     def better(self, score, than) -> bool:
         """Is `score` better than `than` (None: nothing yet) on this task's metric?"""
         if than is None:
             return score is not None
         return score > than if self.higher_is_better else score < than
+
+    def require(self, tool: str, what: str) -> None:
+        """A clear refusal when an experiment tool is not built for this task."""
+        if tool not in self.tools:
+            able = [t.homework for t in tasks().values() if tool in t.tools]
+            raise ValueError(f"{what} is built for {', '.join(able) or 'no task'} runs; this is an {self.homework} run "
+                             f"(task={self.name!r}): train its variants one by one with fit(), or compare their "
+                             "best.pt files by their validation scores")
 
     def format(self, value) -> str:
         """A score as the epoch line and the messages print it."""
