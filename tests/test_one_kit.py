@@ -289,3 +289,25 @@ def test_search_and_ensembles_refuse_an_hw3p2_run_with_a_clear_message(corpora, 
     run(config)
     with pytest.raises(ValueError, match="ensemble.*built for HW1P2.*HW3P2 run"):
         ensemble_predict([tmp_path / "run" / "best.pt"], None)
+
+
+# --------------------------------------------------------------------------------------------
+# HW3P2: utterances CTC cannot align are counted before training, never scored as a loss of 0
+
+
+def test_a_model_that_cannot_align_the_utterances_is_refused_before_training_with_the_count(corpora, tmp_path):
+    config = small("ctc", corpora, tmp_path, conv_layers=2, conv_stride=4, pyramid=1)  # 8x: fewer frames than phonemes
+    with pytest.raises(ValueError, match=r"\d+ of 16 train-clean-100 utterances \(\d+\.\d%\) cannot be aligned"):
+        run(config)
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_validation_never_reports_a_loss_of_0_for_utterances_it_could_not_score(corpora):
+    from phonemekit.ctc import evaluate_ctc, make_ctc_datasets, make_ctc_loaders, make_ctc_model, ctc_meta
+
+    config = small("ctc", corpora, "unused", conv_layers=2, conv_stride=4, pyramid=1)
+    train_ds, val_ds = make_ctc_datasets(config, "cpu")
+    model = make_ctc_model(config, ctc_meta(train_ds))
+    _, val_loader = make_ctc_loaders(config, train_ds, val_ds, "cpu")
+    scores = evaluate_ctc(model, val_loader, config)
+    assert math.isnan(scores["val_loss"]) and scores["val_dist"] > 0
