@@ -66,15 +66,15 @@ def test_in_eval_mode_an_utterance_does_not_depend_on_the_padding_of_its_batch()
 def test_locked_dropout_uses_one_mask_per_utterance_over_time():
     model = tiny(lstm_layers=2, locked_dropout=0.5).train()
     h = torch.ones(3, 20, 8)
-    out = model.locked(h)
+    out = model.encoder.locked(h)
     assert torch.equal(out, out[:, :1].expand_as(out))  # the same at every time step
     assert set(out.unique().tolist()) <= {0.0, 2.0}
-    assert torch.equal(model.eval().locked(h), h)
+    assert torch.equal(model.eval().encoder.locked(h), h)
 
 
 def test_summary_runs_in_eval_mode_and_leaves_the_modes_alone():
     model = tiny(lstm_layers=1, pyramid=1).train()
-    bn = model.convs[0].main[0]
+    bn = model.embedding.blocks[0].main[0]
     before = bn.running_mean.clone()
     text = str(ctc_summary(model, F, frames=64))
     assert "BLSTM" in text and f"{count_params(model):,}" in text
