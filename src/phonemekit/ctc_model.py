@@ -308,7 +308,7 @@ def check_ctc_model(model: nn.Module, n_features: int, num_classes: int = NUM_CT
             out = model(x, lengths)
     except Exception as e:  # the student's forward: say what it was given
         raise ValueError(f"check_ctc_model: forward(x of shape {tuple(x.shape)}, lengths {lengths.tolist()}) raised "
-                         f"{type(e).__name__}: {e}") from e
+                         f"{type(e).__name__}: {e}; {contract}") from e
     finally:
         for m, training in modes.items():
             m.training = training
