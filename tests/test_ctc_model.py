@@ -200,6 +200,11 @@ def test_embedding_masks_and_noise_stay_inside_each_utterance():
             assert masked_frames <= 7 and torch.all(out[b, n:] == 0)
             masked_channels = (out[b, :n] == 0).all(0).sum()
             assert masked_channels <= 6 or masked_frames == n
+    # every run lies inside its utterance: a 9-frame one loses 3.5 frames on average (width 0..7),
+    # where runs placed anywhere in the padded 40 would mostly miss it
+    short = torch.stack([(mask_utterances(x, lengths, time_masks=1, time_mask_width=7)[1, :9] == 0).all(1).sum()
+                         for _ in range(200)])
+    assert short.float().mean() > 2.5
     noise = EmbeddingAugment(noise_std=1.0).train()(x, lengths)
     assert torch.all(noise[x == 0] == 0) and not torch.equal(noise, x)
 
