@@ -8,8 +8,8 @@
     check_ctc_model(my_model, n_features=28)     # your own network, probed against the contract
     min_input_frames(**model.config)             # fewest input frames that give one output frame
 
-Every option and its default is in MODEL_OPTIONS (each is a Config field of the same name);
-build_ctc_model refuses an unknown or impossible one with a ValueError naming it.
+Every option and its default is in MODEL_OPTIONS; build_ctc_model refuses an unknown or
+impossible one with a ValueError naming it.
 
 - Embedding (phonemekit.ctc_layers.ConvEmbedding): `conv_layers` residual blocks (Conv1d k ->
   BN -> GELU -> Conv1d k -> BN, plus a skip, then GELU) of `conv_channels` widths and
@@ -29,7 +29,7 @@ Your own encoder (a conformer, say) is one class and one line: a module built as
 `MyEncoder(n_in, options)` (options: the full dict of build_ctc_model's options) with
 `out_features`, `output_lengths(lengths)` and `forward(x (B, T, C), lengths) -> (y, out_lengths)`;
 then `ENCODERS["conformer"] = MyEncoder`, its own options added to MODEL_OPTIONS, and
-`encoder: conformer` in a recipe. A whole network of your own instead: see check_ctc_model.
+build_ctc_model(..., encoder="conformer"). A whole network of your own instead: see check_ctc_model.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from .phonemes import NUM_CTC_CLASSES
 MAX_STRIDE = 4
 LONGEST_UTTERANCE = 3500  # frames: LibriSpeech's segments last at most 35 s (10 ms per frame)
 
-# Every option of build_ctc_model with its default (the Config fields of the same names).
+# Every option of build_ctc_model with its default.
 MODEL_OPTIONS = {
     # embedding: residual Conv1d blocks
     "conv_channels": 256,          # width of every block, or one per block: [128, 256]
