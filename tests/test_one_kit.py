@@ -68,13 +68,16 @@ def test_every_setting_of_the_other_homework_is_refused_by_name(homework):
              "activation": "relu", "norm": "after", "init": "kaiming", "residual": "basic", "label_smoothing": 0.1,
              "class_weights": "sqrt", "mixup_alpha": 0.2, "bucketing": False, "conv_channels": 64, "conv_layers": 1,
              "conv_kernel": 5, "conv_stride": 1, "conv_residual": False, "lstm_hidden": 64, "lstm_layers": 1,
-             "pyramid": 0, "locked_dropout": 0.1, "head": [64], "beam_width": 3}
+             "pyramid": 0, "locked_dropout": 0.1, "head": [64], "beam_width": 3, "encoder": "blstm2",
+             "head_norm": "batch", "embed_time_masks": 1, "embed_time_mask_width": 5, "embed_freq_masks": 1,
+             "embed_freq_mask_width": 4, "embed_noise_std": 0.1}
     assert set(probe) == set(TASK_SETTINGS["frames"]) | set(TASK_SETTINGS["ctc"])  # every one is probed
     for name in TASK_SETTINGS[other]:
         with pytest.raises(ValueError, match=rf"{name}=.*does not use"):
             Config(task=homework, **{name: probe[name]})
     for name in TASK_SETTINGS[homework]:  # its own settings are taken
-        assert getattr(Config(task=homework, **{name: probe[name]}), name) == probe[name]
+        if name != "encoder":  # (no second encoder is registered)
+            assert getattr(Config(task=homework, **{name: probe[name]}), name) == probe[name]
 
 
 @pytest.mark.parametrize("homework, batch, classes, project", [("frames", 1024, 40, "hw1p2"), ("ctc", 64, 41, "hw3p2")])
@@ -311,3 +314,80 @@ def test_validation_never_reports_a_loss_of_0_for_utterances_it_could_not_score(
     _, val_loader = make_ctc_loaders(config, train_ds, val_ds, "cpu")
     scores = evaluate_ctc(model, val_loader, config)
     assert math.isnan(scores["val_loss"]) and scores["val_dist"] > 0
+
+
+def test_the_config_and_the_model_builder_share_every_hw3p2_default():
+    from phonemekit.ctc_model import MODEL_OPTIONS
+
+    config = Config(task="ctc")
+    assert {k: getattr(config, k) for k in MODEL_OPTIONS} == MODEL_OPTIONS
+    with pytest.raises(ValueError, match="head"):
+        Config(task="ctc", head=[64, 0])  # refused when the config is made, not when the model is built
+
+
+# --------------------------------------------------------------------------------------------
+# A student's own network: checked once before training, one line saying what forward must return
+
+
+class _Tuple(torch.nn.Module):  # a frame model that returns (logits, something)
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(18, 40)
+
+    def forward(self, x):
+        return self.lin(x.flatten(1)), None
+
+
+class _NoLogSoftmax(torch.nn.Module):  # a CTC model that forgot log_softmax
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(6, 41)
+
+    def forward(self, x, lengths):
+        return self.lin(x), lengths
+
+
+class _FortyClasses(_NoLogSoftmax):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(6, 40)
+
+    def forward(self, x, lengths):
+        return self.lin(x).log_softmax(-1), lengths
+
+
+class _NoParameters(torch.nn.Module):
+    def forward(self, x, lengths=None):
+        return x
+
+
+@pytest.mark.parametrize("homework, network, message", [
+    ("frames", _Tuple, "must take .* and return \\(B, 40\\) logits"),
+    ("frames", _NoParameters, "no trainable parameters"),
+    ("ctc", _NoLogSoftmax, "log"),
+    ("ctc", _FortyClasses, "41"),
+    ("ctc", _NoParameters, "no trainable parameters"),
+])
+def test_an_own_network_that_returns_the_wrong_thing_is_told_in_one_line(homework, network, message, corpora,
+                                                                          tmp_path):
+    with pytest.raises(ValueError, match=message) as caught:
+        run(small(homework, corpora, tmp_path, epochs=1, param_limit=None), model=network())
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "last.pt").exists()  # refused before the first step
+
+
+class _OwnCTC(torch.nn.Module):  # a correct own HW3P2 network, without output_lengths()
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(6, 8, batch_first=True)
+        self.lin = torch.nn.Linear(8, 41)
+
+    def forward(self, x, lengths):
+        return self.lin(self.lstm(x)[0]).log_softmax(-1), lengths
+
+
+def test_a_correct_own_hw3p2_network_trains_checkpoints_and_resumes(corpora, tmp_path):
+    result = run(small("ctc", corpora, tmp_path, epochs=1), model=_OwnCTC())
+    assert len(result.history) == 1 and (tmp_path / "best.pt").is_file()
+    resumed = run(small("ctc", corpora, tmp_path, epochs=2), model=_OwnCTC(), resume=True)
+    assert len(resumed.history) == 2

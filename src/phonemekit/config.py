@@ -40,7 +40,9 @@ TASK_SETTINGS = {
     "frames": ("context", "boundary", "hidden", "shape", "depth", "budget", "activation", "norm", "init",
                "residual", "label_smoothing", "class_weights", "mixup_alpha"),
     "ctc": ("bucketing", "conv_channels", "conv_layers", "conv_kernel", "conv_stride", "conv_residual",
-            "lstm_hidden", "lstm_layers", "pyramid", "locked_dropout", "head", "beam_width"),
+            "embed_time_masks", "embed_time_mask_width", "embed_freq_masks", "embed_freq_mask_width",
+            "embed_noise_std", "encoder", "lstm_hidden", "lstm_layers", "pyramid", "locked_dropout", "head",
+            "head_norm", "beam_width"),
 }
 OPTIMIZERS = ("sgd", "nesterov", "rmsprop", "adam", "adamw")
 SCHEDULERS = ("none", "step", "multistep", "exponential", "cosine", "cosine-restarts", "plateau", "onecycle")
@@ -83,16 +85,24 @@ class Config:
     param_limit: int | None = BUDGET  # refuse a model over this (None: no check)
     # HW3P2 (task="ctc"): the sequence model (phonemekit.ctc_model.build_ctc_model) and its data
     bucketing: bool = True  # batch utterances of similar length together (less padding)
-    conv_channels: int = 256  # Conv1d embedding width
-    conv_layers: int = 2  # residual conv blocks; 0: features straight into the LSTMs
-    conv_kernel: int = 3  # odd
+    # (phonemekit.ctc_model.MODEL_OPTIONS holds the same defaults: a test keeps the two equal)
+    conv_channels: int | list[int] = 256  # Conv1d embedding width, or one per block: [128, 256]
+    conv_layers: int = 2  # residual conv blocks; 0: features straight into the encoder
+    conv_kernel: int | list[int] = 3  # odd; one per block: [5, 3]
     conv_stride: int = 2  # total time stride of the embedding, 1..4 (lengths follow it)
     conv_residual: bool = True
+    embed_time_masks: int = 0  # training only: runs of embedding frames set to 0 inside each utterance
+    embed_time_mask_width: int = 10
+    embed_freq_masks: int = 0  # training only: bands of embedding channels set to 0
+    embed_freq_mask_width: int = 16
+    embed_noise_std: float = 0.0  # training only: Gaussian noise on the embedding
+    encoder: str = "blstm"  # phonemekit.ctc_model.ENCODERS: a new encoder is one class and one line there
     lstm_hidden: int = 256  # per direction
     lstm_layers: int = 2  # plain BiLSTM layers
     pyramid: int = 1  # pBLSTM layers after them, each halving the time axis
     locked_dropout: float = 0.2  # between LSTM layers, one mask per utterance
     head: list[int] = field(default_factory=lambda: [512])  # hidden widths of the MLP head before the 41 classes
+    head_norm: str = "none"  # none | batch | layer, after each hidden layer of the head
     beam_width: int = 1  # validation decoding: 1 greedy, > 1 beam search
     # optimisation
     epochs: int = 20
@@ -200,8 +210,7 @@ class Config:
         at_least = {"epochs": 1, "batch_size": 1, "context": 0, "log_every": 1, "depth": 1, "step_size": 1,
                     "plateau_patience": 0, "restart_epochs": 1, "restart_mult": 1, "seed": 0,
                     "freq_masks": 0, "freq_mask_width": 0, "time_masks": 0, "time_mask_width": 0,
-                    "average_last": 0, "warmup_epochs": 0, "conv_channels": 1, "conv_layers": 0,
-                    "conv_kernel": 1, "conv_stride": 1, "lstm_hidden": 1, "lstm_layers": 0, "pyramid": 0,
+                    "average_last": 0, "warmup_epochs": 0, "conv_layers": 0, "conv_stride": 1, "lstm_hidden": 1, "lstm_layers": 0, "pyramid": 0,
                     "beam_width": 1}
         for name, low in at_least.items():
             _check(getattr(self, name) >= low, f"{name}={getattr(self, name)} must be >= {low}")
@@ -218,6 +227,10 @@ class Config:
         _check(0 < self.onecycle_pct_start < 1, f"onecycle_pct_start={self.onecycle_pct_start} must be in (0, 1)")
         _check(self.milestones is None or all(m >= 1 for m in self.milestones),
                f"milestones={self.milestones} must be epochs >= 1 (counted after the warm-up)")
+        if self.task == "ctc":  # the model's options, by name, now rather than when it is built
+            from .ctc_model import MODEL_OPTIONS, validate_model_options
+
+            validate_model_options(**{k: getattr(self, k) for k in MODEL_OPTIONS})
         for name in ("train_partition", "val_partition"):
             _check(not str(getattr(self, name)).startswith("test"),
                    f"{name}={getattr(self, name)!r}: the test partition has no labels (Kaggle keeps them) to train "

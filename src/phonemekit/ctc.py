@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from .config import TASK_DEFAULTS, TASK_SETTINGS
-from .ctc_model import build_ctc_model
+from .ctc_model import MODEL_OPTIONS, build_ctc_model
 from .data import default_root
 from .augment import make_augment, mask
 from .decode import beam_decode, greedy_decode, mean_distance
@@ -77,17 +77,14 @@ def ctc_meta(train_ds: UtteranceDataset) -> dict:
     }
 
 
-def make_ctc_model(config, meta: dict) -> torch.nn.Module:
+def make_ctc_model(config, meta) -> torch.nn.Module:
+    """The sequence model the config describes (phonemekit.ctc_model: embedding -> encoder -> head,
+    every option of MODEL_OPTIONS read from the config). meta: a checkpoint's meta, or n_features."""
     if not isinstance(config.dropout, (int, float)):
         raise ValueError(f"dropout={config.dropout!r}: the CTC model takes one rate (a float)")
     n_features = meta if isinstance(meta, int) else meta["n_features"]
-    return build_ctc_model(
-        n_features, num_classes=NUM_CTC_CLASSES,
-        conv_channels=config.conv_channels, conv_layers=config.conv_layers, conv_kernel=config.conv_kernel,
-        conv_stride=config.conv_stride, residual=config.conv_residual, lstm_hidden=config.lstm_hidden,
-        lstm_layers=config.lstm_layers, pyramid=config.pyramid, dropout=float(config.dropout),
-        locked_dropout=config.locked_dropout, head=config.head,
-    )
+    return build_ctc_model(n_features, num_classes=NUM_CTC_CLASSES,
+                           **{k: getattr(config, k) for k in MODEL_OPTIONS})
 
 
 def min_ctc_frames(y: torch.Tensor, y_lengths: torch.Tensor) -> torch.Tensor:
@@ -99,23 +96,24 @@ def min_ctc_frames(y: torch.Tensor, y_lengths: torch.Tensor) -> torch.Tensor:
     return y_lengths.to(y.device) + repeats
 
 
-def unalignable(model, dataset: UtteranceDataset) -> torch.Tensor:
-    """A bool per utterance: the model's output (T' frames) is too short for its transcript."""
+def unalignable(model, dataset: UtteranceDataset) -> torch.Tensor | None:
+    """A bool per utterance: the model's output (T' frames) is too short for its transcript.
+    None for a model without output_lengths(lengths) (a student's own: then each batch checks)."""
+    if not hasattr(model, "output_lengths"):
+        return None
     y, yl = dataset.batch(torch.arange(len(dataset)))[2:]
-    need = min_ctc_frames(y, yl)
-    have = _output_lengths(model, torch.from_numpy(dataset.lengths).long())
-    return have < need
+    return model.output_lengths(torch.from_numpy(dataset.lengths).long()).cpu() < min_ctc_frames(y, yl)
 
 
 def check_ctc_lengths(model, dataset: UtteranceDataset, limit: float = MAX_UNALIGNABLE, verbose: bool = True) -> int:
     """How many utterances the model cannot align (T' too short for the transcript); prints
     the worst. ValueError when more than `limit` of them are: downsample less."""
     bad = unalignable(model, dataset)
-    n = int(bad.sum())
+    n = 0 if bad is None else int(bad.sum())
     if n:
         y, yl = dataset.batch(torch.arange(len(dataset)))[2:]
         need = min_ctc_frames(y, yl)
-        have = _output_lengths(model, torch.from_numpy(dataset.lengths).long())
+        have = model.output_lengths(torch.from_numpy(dataset.lengths).long()).cpu()
         u = int(torch.argmax((need - have).float()))
         msg = (f"{n} of {len(dataset)} {dataset.partition} utterances ({n / len(dataset):.1%}) cannot be aligned by "
                f"this model: e.g. {dataset.utterances[u]} has {int(dataset.lengths[u])} frames -> {int(have[u])} "
@@ -125,15 +123,6 @@ def check_ctc_lengths(model, dataset: UtteranceDataset, limit: float = MAX_UNALI
         if verbose:
             print(f"phonemekit: {msg}; they add nothing to the loss (zero_infinity) and are left out of the val loss")
     return n
-
-
-def _output_lengths(model, lengths: torch.Tensor) -> torch.Tensor:
-    """The model's output lengths for input lengths: its output_lengths(), else one probe per length."""
-    if hasattr(model, "output_lengths"):
-        return model.output_lengths(lengths).cpu()
-    from .ctc_model import probe_output_lengths
-
-    return probe_output_lengths(model, lengths)
 
 
 def before_training(model, train_ds, val_ds, config, verbose: bool = True) -> None:
@@ -336,8 +325,8 @@ TASK = Task(
     test_unit="test utterance", score_name="mean Levenshtein distance", num_classes=NUM_CTC_CLASSES, recipes=("ctc-strong", "ctc-demo"),
     # a CPU trains ~1,000 utterances' frames a second for the MLP but only a few whole utterances for CTC
     cpu_share=0.005, defaults=TASK_DEFAULTS["ctc"], settings=frozenset(TASK_SETTINGS["ctc"]),
-    model_settings=("conv_channels", "conv_layers", "conv_kernel", "conv_stride", "conv_residual", "lstm_hidden",
-                    "lstm_layers", "pyramid", "head"),
+    model_settings=("conv_channels", "conv_layers", "conv_kernel", "conv_stride", "conv_residual", "encoder",
+                    "lstm_hidden", "lstm_layers", "pyramid", "head", "head_norm"),
     inputs=2, datasets=make_ctc_datasets, loaders=make_ctc_loaders, meta=ctc_meta, build_model=make_ctc_model,
     own_model=own_model, before_training=before_training, loss=ctc_train_loss, evaluate=evaluate_ctc,
     augment=make_ctc_augment, check_config=check_config, test_dataset=test_dataset, predict=predict,

@@ -126,18 +126,11 @@ class ConvEmbedding(nn.Module):
 def mask_utterances(x: torch.Tensor, lengths: torch.Tensor, freq_masks: int = 0, freq_mask_width: int = 0,
                     time_masks: int = 0, time_mask_width: int = 0) -> torch.Tensor:
     """Zero-padded (B, T, C) with `time_masks` runs of 0..width frames inside each utterance
-    and `freq_masks` bands of 0..width channels over it set to 0 (a new tensor)."""
-    b, t, c = x.shape
-    keep = torch.ones(b, t, c, dtype=torch.bool, device=x.device)
-    if freq_masks > 0 and freq_mask_width > 0:
-        keep &= ~band_mask(b, c, freq_masks, freq_mask_width, x.device)[:, None, :]
-    if time_masks > 0 and time_mask_width > 0:
-        n = lengths.to(x.device)[:, None, None]
-        width = torch.minimum(torch.randint(0, time_mask_width + 1, (b, time_masks, 1), device=x.device), n)
-        start = (torch.rand(b, time_masks, 1, device=x.device) * (n - width + 1)).long()
-        pos = torch.arange(t, device=x.device)
-        keep &= ~((pos >= start) & (pos < start + width)).any(dim=1)[:, :, None]
-    return x * keep
+    and `freq_masks` bands of 0..width channels over it set to 0 (a new tensor): the kit's one
+    masking (phonemekit.augment.mask), here on the embedding."""
+    from .augment import mask
+
+    return mask(x, lengths, freq_masks, freq_mask_width, time_masks, time_mask_width)
 
 
 class EmbeddingAugment(nn.Module):
