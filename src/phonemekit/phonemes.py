@@ -1,4 +1,5 @@
-"""The phoneme inventory of HW1P2: one list, in the order that defines the label indices."""
+"""The phoneme inventory of both homeworks: one list, in the order that defines the label indices
+(HW1P2's 40 frame classes; HW3P2's 41 CTC classes put the blank first, see CTC_PHONEMES)."""
 
 PHONEMES = [
     "[SIL]", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY",

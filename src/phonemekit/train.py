@@ -8,15 +8,17 @@
     fit(config, model=Network())                     # your own nn.Module, the kit's loop
 
 fit() builds the pieces, resumes, then for each epoch: train, validate, fire the callbacks,
-checkpoint. What differs between HW1P2 (a class per frame) and HW3P2 (a phoneme sequence per
-utterance, CTC) is a Task: its data, loss and validation score. The lr is a function of the
+checkpoint. The loop knows no homework: everything that differs between HW1P2 (a class per
+frame, phonemekit.frames) and HW3P2 (a phoneme sequence per utterance, CTC, phonemekit.ctc)
+is a step of their Task (phonemekit.task): data, model, loss, validation. The lr is a function of the
 step (phonemekit.schedule), weight averaging and logging are callbacks (phonemekit.averaging,
 WandbCallback), the checkpoint format is phonemekit.checkpoint's.
 
 The loop is written for speed as much as for reading: the data sit on the GPU (FrameLoader),
-loss and accuracy are summed on the device, and the host waits for the GPU only every
+loss and accuracy are summed on the device, and the loop itself waits for the GPU only every
 `log_every` steps (to update the progress bar and to check that the loss is still finite)
-and at the end of an epoch.
+and at the end of an epoch. (HW3P2's loss reads the batch's lengths on the host: its LSTMs'
+packing needs them there anyway, so CTC steps sync every step.)
 """
 
 from __future__ import annotations
