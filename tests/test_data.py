@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from phonemekit import data
+from phonemekit import corpus, data
 from phonemekit.data import AudioDataset, compute_stats, default_root, find_root
 from phonemekit.phonemes import CLASSES, EOS, SOS
 from phonemekit.synthetic import make_corpus, write_utterance
@@ -601,7 +601,7 @@ def test_global_stats_of_dev_come_from_the_cache_without_reading_train(tmp_path,
     write_corpus(root)
     write_corpus(root, {"5-5-0000": 9}, seed=2, partition="dev-clean")
     first = AudioDataset(root, "dev-clean", context=1, normalize="global", cache_dir=cache)
-    monkeypatch.setattr(data, "compute_stats", lambda *a, **k: pytest.fail("recomputed the statistics"))
+    monkeypatch.setattr(corpus, "compute_stats", lambda *a, **k: pytest.fail("recomputed the statistics"))
     again = AudioDataset(root, "dev-clean", context=1, normalize="global", cache_dir=cache)
     assert len(builds) == 1
     np.testing.assert_array_equal(again.stats[0], first.stats[0])
@@ -635,9 +635,9 @@ def fake_repo(tmp_path, monkeypatch):
     repo = tmp_path / "repo"
     demo = repo / "data" / "demo"
     write_corpus(demo, {"1-1-0000": 3})
-    monkeypatch.setattr(data, "REPO_ROOT", repo)
-    monkeypatch.setattr(data, "DEMO_ROOT", demo)
-    monkeypatch.setattr(data, "_demo_notice_given", False)
+    monkeypatch.setattr(corpus, "REPO_ROOT", repo)
+    monkeypatch.setattr(corpus, "DEMO_ROOT", demo)
+    monkeypatch.setattr(corpus, "_demo_notice_given", False)
     monkeypatch.delenv("PHONEMEKIT_DATA", raising=False)
     work = tmp_path / "work"
     work.mkdir()
@@ -653,8 +653,8 @@ def test_default_root_falls_back_to_the_demo_corpus_with_a_notice(fake_repo, cap
 
 def test_default_root_without_data_or_demo_says_where_to_point_it(fake_repo, monkeypatch):
     installed = fake_repo / "site-packages"  # an installed package: no data/ beside it
-    monkeypatch.setattr(data, "REPO_ROOT", installed)
-    monkeypatch.setattr(data, "DEMO_ROOT", installed / "data" / "demo")
+    monkeypatch.setattr(corpus, "REPO_ROOT", installed)
+    monkeypatch.setattr(corpus, "DEMO_ROOT", installed / "data" / "demo")
     with pytest.raises(FileNotFoundError, match="PHONEMEKIT_DATA"):
         default_root()
 
@@ -695,9 +695,10 @@ def test_utterance_shapes_reads_headers_in_sorted_order(tmp_path):
 
 
 def test_check_compatible_names_both_partitions_and_their_feature_dimensions(tmp_path):
-    write_corpus(tmp_path, f=28)
-    write_corpus(tmp_path, {"5-5-0000": 9}, f=27, partition="dev-clean")
-    train, dev = AudioDataset(tmp_path, context=2), AudioDataset(tmp_path, "dev-clean", context=2)
+    # dev from another folder (in one folder the dataset itself refuses it: tests/test_corpus.py)
+    write_corpus(tmp_path / "a", f=28)
+    write_corpus(tmp_path / "b", {"5-5-0000": 9}, f=27, partition="dev-clean")
+    train, dev = AudioDataset(tmp_path / "a", context=2), AudioDataset(tmp_path / "b", "dev-clean", context=2)
     with pytest.raises(ValueError) as err:
         data.check_compatible(train, dev)
     msg = str(err.value)

@@ -4,6 +4,7 @@ import hashlib
 import multiprocessing
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,13 +39,16 @@ def _load_in_rounds(root, cache, rounds, barrier, results):
         barrier.wait(timeout=120)  # raises BrokenBarrierError, ending this process, when the test failed
 
 
-def test_processes_building_one_cache_at_once_all_get_the_same_arrays(tmp_path):
+def test_processes_building_one_cache_at_once_all_get_the_same_arrays(tmp_path, monkeypatch):
     # a notebook and a CLI run, or DDP ranks: each round all three load at once, from no cache,
     # after the data changed, and over a damaged cache; every one must get the right arrays
     root, cache = tmp_path / "data", tmp_path / "cache"
     write_corpus(root, {f"{100 + k}-1-{k:04d}": 30 + 7 * k for k in range(12)})
     victim = root / "train-clean-100" / "mfcc" / "105-1-0005.npy"
     rounds = ["no cache", "data changed", "cache damaged", "data changed", "cache complete"]
+    # the fork server starts a fresh interpreter: give it this tree's src/ and tests/, not an installed copy
+    here = Path(__file__).resolve().parent
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(here.parent / "src"), str(here), os.environ.get("PYTHONPATH", "")]))
     ctx = multiprocessing.get_context("forkserver")  # fresh processes, forked from one that imported torch once
     ctx.set_forkserver_preload(["phonemekit.data", "test_data_cache"])
     barrier, results = ctx.Barrier(4), ctx.Queue()
