@@ -128,14 +128,36 @@ def test_plain_torch_dataloader_with_default_collate_works(tmp_path):
     assert torch.equal(x, ref_x) and torch.equal(y, ref_y)
 
 
+def reversed_scandir(monkeypatch):
+    """os.scandir (what the loader lists folders with) yields the entries in reverse order; returns
+    the names of every listing made, so a test can see the loader went through it."""
+    real, listed = os.scandir, []
+
+    class Reversed:
+        def __init__(self, path):
+            with real(path) as it:
+                self.entries = sorted(it, key=lambda e: e.name, reverse=True)
+            listed.append([e.name for e in self.entries])
+
+        def __enter__(self):
+            return iter(self.entries)
+
+        def __exit__(self, *exc):
+            return False
+
+        def __iter__(self):
+            return iter(self.entries)
+
+    monkeypatch.setattr(os, "scandir", Reversed)
+    return listed
+
+
 def test_files_are_read_in_sorted_order_whatever_the_file_system_lists(tmp_path, monkeypatch):
     utts = write_corpus(tmp_path)
     write_corpus(tmp_path, partition="test-clean", labels=False)
-    real_iterdir, real_listdir = Path.iterdir, os.listdir
-    monkeypatch.setattr(Path, "iterdir", lambda self: iter(sorted(real_iterdir(self), reverse=True)))
-    monkeypatch.setattr(os, "listdir", lambda p=".": sorted(real_listdir(p), reverse=True))
-    assert [p.name for p in (tmp_path / "train-clean-100" / "mfcc").iterdir()][0] == "84-121-0003.npy"
+    listed = reversed_scandir(monkeypatch)
     ds = AudioDataset(tmp_path, context=2)
+    assert listed and all(names == sorted(names, reverse=True) for names in listed)  # the loader saw them reversed
     assert ds.utterances == sorted(LENGTHS)
     ref_x, ref_y = naive_windows(utts, 2, "concat")
     x, y = ds[torch.arange(len(ds))]
@@ -427,6 +449,16 @@ def corrupt(tmp_path, how):
         m.rename(m.with_suffix(".NPY"))
         t.rename(t.with_suffix(".NPY"))
         return f"{victim}.NPY", "rename"
+    if how == "text instead of numbers":
+        np.save(m, np.full((12, 28), "0.5"))
+        return m.name
+    if how == "3-D features":
+        np.save(m, np.zeros((12, 28, 1), np.float32))
+        return m.name
+    if how == "empty mfcc folder":
+        for f in (part / "mfcc").iterdir():
+            f.unlink()
+        return "mfcc"
     if how == "stray file":
         (part / "mfcc" / "notes.txt").write_text("features of 103-1240-0000 redone")
         return "notes.txt"
@@ -438,18 +470,11 @@ BAD_INPUTS = ["missing partition", "missing mfcc folder", "missing transcript fo
               "transcript too long", "transcript too short", "no [SOS]", "no [EOS]",
               "unknown phoneme", "[SOS] inside", "feature dimension differs", "nan", "inf",
               "empty utterance", "not an npy file", "truncated npy file", "pickled transcript",
-              "1-D features", "dangling symlink", "symlink loop", "upper-case .NPY", "stray file"]
+              "1-D features", "3-D features", "text instead of numbers", "empty mfcc folder",
+              "dangling symlink", "symlink loop", "upper-case .NPY", "stray file"]
 
 
-@pytest.mark.parametrize("how", BAD_INPUTS)
-def test_bad_input_raises_an_error_naming_the_file(tmp_path, how):
-    named = corrupt(tmp_path, how)
-    with pytest.raises((ValueError, FileNotFoundError)) as err:
-        AudioDataset(tmp_path, context=2)
-    msg = str(err.value)
-    assert all(n in msg for n in (named if isinstance(named, tuple) else (named,)))
-    assert any(w in msg for w in ["re-extract", "remove", "fix", "check", "expected", "needs", "pass",
-                                  "must", "each", "classes", "rename", "move", "copy"])  # and says what to do
+# test_bad_input_raises_an_error_naming_the_file: in tests/test_corpus.py, for both homeworks
 
 
 def test_zero_features_per_frame_is_refused_naming_the_file(tmp_path):
