@@ -211,7 +211,7 @@ def _publish(tmp: Path, d: Path, key) -> None:
         except OSError:
             pass
         try:
-            _read(d, key)
+            _read(d, key, verify="full")  # all of it: a sample could miss the damage a rebuild is for
             return
         except FileNotFoundError:  # d itself is gone (moved aside by another process): try again
             if not d.exists():
