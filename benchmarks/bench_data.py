@@ -1,12 +1,15 @@
-"""Benchmark of the data layer against the course notebook's way of loading HW1P2.
+"""Benchmark of the data layer of both homeworks, and of HW1P2's against the course notebook's way.
 
     python benchmarks/bench_data.py                      # synthetic corpus of 3,000 utterances
+    python benchmarks/bench_data.py --utterances 500 --task ctc --no-throughput
     python benchmarks/bench_data.py --frames 5000000     # or of about this many frames
     python benchmarks/bench_data.py --root data/11785-f24-hw1p2 --partition dev-clean
 
-Reports, in one run:
-  - first load (reading every .npy, building the padded array, writing the cache) and a cached
-    reload (memory-mapped), each in a fresh interpreter, as after a Colab restart;
+Reports, in one run, for AudioDataset (frames) and UtteranceDataset (ctc):
+  - first load (reading every .npy, building the arrays, writing the cache) and a cached
+    reload (memory-mapped), each in a fresh interpreter, as after a Colab restart; the reload
+    checks a sample of the cache's blocks against their checksums, and once all of them
+    (cache_verify="full"), which is the cost of verification;
   - peak resident memory while loading, above the interpreter with torch/numpy imported,
     against the size of the final arrays;
   - FrameLoader batches/s against the notebook's per-item Dataset + torch DataLoader (one
@@ -54,13 +57,25 @@ print("RESULT " + json.dumps(out))
 """
 
 JOBS = {
-    # the kit: load (building and writing the cache, or reading it), then time its batches
-    "kit": r"""
+    # the kit: load (building and writing the cache, or reading it)
+    "frames": r"""
 def run(a):
     dt = torch.float16 if a["dtype"] == "float16" else torch.float32
-    ds = data.AudioDataset(a["root"], a["partition"], context=a["context"], dtype=dt, cache_dir=a["cache"])
+    ds = data.AudioDataset(a["root"], a["partition"], context=a["context"], dtype=dt, cache_dir=a["cache"],
+                           cache_verify=a["verify"])
     out = {"nbytes": ds.nbytes + ds.offsets.nbytes, "frames": len(ds), "utterances": len(ds.utterances),
            "features": ds.n_features, "mapped": "features.npy" in open("/proc/self/maps").read()}
+    return out
+""",
+    "ctc": r"""
+from phonemekit.sequences import UtteranceDataset
+
+def run(a):
+    dt = torch.float16 if a["dtype"] == "float16" else torch.float32
+    ds = UtteranceDataset(a["root"], a["partition"], dtype=dt, cache_dir=a["cache"], cache_verify=a["verify"])
+    out = {"nbytes": ds.nbytes + ds.offsets.nbytes + ds.label_offsets.nbytes, "frames": int(ds.offsets[-1]),
+           "utterances": len(ds.utterances), "features": ds.n_features,
+           "mapped": "features.npy" in open("/proc/self/maps").read()}
     return out
 """,
     # the course notebook's dataset, as students write it
@@ -149,6 +164,18 @@ def machine() -> str:
             f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {__import__('numpy').__version__}")
 
 
+def sequences(part: Path) -> None:
+    """HW3P2 transcripts beside the synthetic frame labels: each run of a phoneme once, in transcript-hw3p2/."""
+    import numpy as np
+
+    (part / "transcript-hw3p2").mkdir(exist_ok=True)
+    for f in (part / "transcript").iterdir():
+        t = np.load(f)
+        body = t[1:-1]
+        runs = body[np.r_[True, body[1:] != body[:-1]]]
+        np.save(part / "transcript-hw3p2" / f.name, np.concatenate([t[:1], runs, t[-1:]]))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--utterances", type=int, default=3000, help="synthetic corpus size in utterances (mean 1,265 frames)")
@@ -164,11 +191,16 @@ def main():
     p.add_argument("--root", default=None, help="use this existing data (Kaggle layout) instead of a synthetic corpus")
     p.add_argument("--partition", default="train-clean-100", help="partition to load")
     p.add_argument("--workdir", default=None, help="where to write the synthetic corpus and the cache (default: a temp dir)")
+    p.add_argument("--task", choices=["frames", "ctc", "both"], default="both",
+                   help="which dataset to load: AudioDataset (HW1P2), UtteranceDataset (HW3P2) or both")
+    p.add_argument("--no-throughput", dest="throughput", action="store_false",
+                   help="skip the loader throughput and the notebook comparison (HW1P2)")
     p.add_argument("--dry-run", action="store_true", help="a tiny corpus and few batches: checks that the script runs")
     a = p.parse_args()
     if a.dry_run:
         a.utterances, a.frames, a.batches, a.notebook_batches, a.rounds = 20, None, 5, 2, 2
 
+    tasks = ["frames", "ctc"] if a.task == "both" else [a.task]
     work = Path(a.workdir or tempfile.mkdtemp(prefix="phonemekit-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print("machine:", machine())
@@ -184,36 +216,47 @@ def main():
             t = time.perf_counter()
             make_corpus(root, n, n_features=a.features, seed=0, n_dev=1, n_test=1,
                         mean_frames=MEAN_FRAMES if not a.dry_run else 50)
+            if "ctc" in tasks:
+                sequences(root / a.partition)
             print(f"synthetic corpus: {n:,} utterances written in {time.perf_counter() - t:.1f} s")
         cache = work / "cache"
         shutil.rmtree(cache, ignore_errors=True)
         args = {"root": str(root), "partition": a.partition, "context": a.context, "dtype": a.dtype,
                 "batch_size": a.batch_size, "batches": a.batches, "notebook_batches": a.notebook_batches,
-                "workers": a.workers, "rounds": a.rounds}
+                "workers": a.workers, "rounds": a.rounds, "verify": "sample"}
 
-        first = child("kit", {**args, "cache": None})
-        first_cached = child("kit", {**args, "cache": str(cache)})
-        reload = child("kit", {**args, "cache": str(cache)})
-        nb = child("notebook", {**args, "cache": None})
-        rates = child("throughput", {**args, "cache": None})
+        loads = {}
+        for task in tasks:
+            loads[task] = [child(task, {**args, "cache": None}), child(task, {**args, "cache": str(cache)}),
+                           child(task, {**args, "cache": str(cache)}),
+                           child(task, {**args, "cache": str(cache), "verify": "full"})]
+        if a.throughput and "frames" in tasks:
+            nb = child("notebook", {**args, "cache": None})
+            rates = child("throughput", {**args, "cache": None})
     finally:
         if not a.workdir:
             shutil.rmtree(work, ignore_errors=True)
 
     gib = 2**30
-    print(f"data: {first['utterances']:,} utterances, {first['frames']:,} frames, F={first['features']}, "
-          f"context {a.context}, {a.dtype} storage: arrays {first['nbytes'] / gib:.2f} GiB")
-    rows = [
-        ("first load, no cache", first["seconds"], first["peak_above_base"] / first["nbytes"]),
-        ("first load, writing the cache", first_cached["seconds"], first_cached["peak_above_base"] / first["nbytes"]),
-        ("cached reload (memory-mapped)", reload["seconds"], reload["peak_above_base"] / first["nbytes"]),
-        ("notebook Dataset (list + concatenate)", nb["seconds"], nb["peak_above_base"] / nb["nbytes"]),
-    ]
-    print(f"{'load':40s} {'seconds':>9s} {'peak RSS / arrays':>18s}")
-    for name, s, r in rows:
-        print(f"{name:40s} {s:9.2f} {r:17.2f}x")
-    print(f"reload speed-up: {first_cached['seconds'] / reload['seconds']:.0f}x over the first load "
-          f"(target >= 10x; reload memory-mapped: {reload['mapped']})")
+    for task, (first, first_cached, reload, full) in loads.items():
+        print(f"\n{task} ({'AudioDataset, context ' + str(a.context) if task == 'frames' else 'UtteranceDataset'}): "
+              f"{first['utterances']:,} utterances, {first['frames']:,} frames, F={first['features']}, "
+              f"{a.dtype} storage: arrays {first['nbytes'] / gib:.3f} GiB")
+        rows = [("first load, no cache", first), ("first load, writing the cache", first_cached),
+                ("cached reload (memory-mapped)", reload), ("cached reload, cache_verify='full'", full)]
+        if task == "frames" and a.throughput:
+            rows.append(("notebook Dataset (list + concatenate)", nb))
+        print(f"{'load':40s} {'seconds':>9s} {'peak RSS / arrays':>18s}")
+        for name, r in rows:
+            print(f"{name:40s} {r['seconds']:9.2f} {r['peak_above_base'] / r.get('nbytes', first['nbytes']):17.2f}x")
+        extra = full["seconds"] - reload["seconds"]
+        print(f"reload speed-up: {first_cached['seconds'] / reload['seconds']:.0f}x over the first load "
+              f"(target >= 10x; reload memory-mapped: {reload['mapped']}); checking every block: "
+              f"{extra:+.2f} s ({first['nbytes'] / gib / max(extra, 1e-9):.1f} GiB/s)")
+        print(f"peak memory while loading: {first['peak_above_base'] / first['nbytes']:.2f}x the arrays (target <= 1.25x)")
+    if not (a.throughput and "frames" in tasks):
+        return
+    print()
     print(f"{'loader (batch ' + str(a.batch_size) + ', context ' + str(a.context) + ')':40s} "
           f"{'batches/s best':>15s} {'median':>8s} {'ratio best':>11s} {'median':>7s}")
     kit = rates["kit"]
@@ -225,7 +268,6 @@ def main():
     print(f"FrameLoader vs per-item DataLoader: {kit['best'] / rates['notebook_w0']['best']:.0f}x "
           f"(median {kit['median'] / rates['notebook_w0']['median']:.0f}x; target >= 20x); "
           f"same windows: max |difference| {rates['max_abs_difference']:.2g}")
-    print(f"peak memory while loading: {first['peak_above_base'] / first['nbytes']:.2f}x the arrays (target <= 1.25x)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ normalisation, [SOS]/[EOS] stripped), but a transcript is the utterance's phonem
 
 Memory is kept as in phonemekit.data: one array of all frames plus utterance offsets, one
 array of all labels plus label offsets, never a list of small tensors. A batch is one gather.
+Finding, reading and checking the files is phonemekit.corpus and cache_dir is phonemekit.cache,
+both shared with HW1P2.
 """
 
 from __future__ import annotations
@@ -21,13 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import (
-    _feature_shape, _load_features, _load_npy, _normalize, _npy_header, _number,
-    _partition_files, _train_partition, check_subset, compute_stats, default_root, find_root, paired_transcripts,
-)
+from . import cache, corpus
+from .corpus import NORMALIZATIONS, check_subset, default_root, find_root  # noqa: F401 (importable from here)
 from .phonemes import CTC_INDEX, EOS, PHONEME_TO_INDEX, SOS
 
-NORMALIZATIONS = ("cepstral", "global", "minmax", "none")
 # The kit's generated corpora (data/demo) keep HW1P2's frame-aligned transcripts in transcript/
 # and HW3P2's sequences beside them; Kaggle's HW3P2 data has its sequences in transcript/.
 SEQUENCE_DIRS = ("transcript-hw3p2", "transcript")
@@ -49,7 +48,7 @@ def transcript_folder(root, partition: str) -> Path:
 
 def _read_sequence(path: Path, n_frames: int, mfcc_path: Path) -> np.ndarray:
     """Transcript [SOS] p1 .. pL [EOS] -> uint8 CTC class ids (1..40) of p1 .. pL, checked."""
-    t = _load_npy(path)
+    t = corpus.load_npy(path)
     if t.ndim != 1 or t.shape[0] < 2:
         raise ValueError(f"transcript {path} has shape {t.shape}; expected a 1-D phoneme sequence "
                          f"[SOS] ... [EOS]")
@@ -73,15 +72,6 @@ def _read_sequence(path: Path, n_frames: int, mfcc_path: Path) -> np.ndarray:
     return ids[inverse.reshape(-1)].astype(np.uint8)
 
 
-def _sequence_files(root: Path, partition: str, mfcc: list[Path]) -> list[Path]:
-    folder = transcript_folder(root, partition)
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"{folder} is missing: labels are needed for {partition} (pass with_labels=False to load features only)"
-        )
-    return paired_transcripts(mfcc, mfcc[0].parent, folder)
-
-
 def _offsets(lengths) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64))]).astype(np.int64)
 
@@ -100,79 +90,79 @@ class UtteranceDataset(torch.utils.data.Dataset):
     normalize: "cepstral" (per utterance over time, the course's), "global" (training
     statistics; pass stats=train.stats to dev/test), "minmax" or "none". subset: a fixed
     fraction of utterances, kept in sorted order (never on test). with_labels: None = all but
-    test-*. dtype: storage, float32 or float16 (served as float32).
+    test-*. dtype: storage, float32 or float16 (served as float32). cache_dir: write the arrays
+    there once and memory-map them on later loads (phonemekit.cache, as AudioDataset).
     Attributes: utterances (ids, sorted), features (frames, F), offsets (U+1,), lengths (U,),
     labels uint8 (labels,) or None, label_offsets (U+1,), label_lengths (U,), n_features.
     """
 
     def __init__(self, root=None, partition: str = "train-clean-100", normalize: str = "cepstral",
                  subset: float = 1.0, with_labels: bool | None = None, dtype: torch.dtype = torch.float32,
-                 stats=None, subset_seed: int = 0):
-        if normalize not in NORMALIZATIONS:
-            raise ValueError(f"normalize={normalize!r}; choose one of {NORMALIZATIONS}")
+                 stats=None, subset_seed: int = 0, cache_dir=None, verbose: bool = False,
+                 cache_verify: str = "sample"):
+        corpus.check_normalize(normalize)
         if dtype not in (torch.float32, torch.float16):
             raise ValueError(f"dtype={dtype}; storage is torch.float32 or torch.float16")
-        subset, subset_seed = _number("subset", subset), _number("subset_seed", subset_seed, whole=True)
+        subset = corpus.check_number("subset", subset)
+        subset_seed = corpus.check_number("subset_seed", subset_seed, whole=True)
         is_test = partition.startswith("test")
         check_subset(subset, partition, "utterance")
         self.root = find_root(root) if root is not None else default_root()
         self.partition, self.normalize = partition, normalize
         self.with_labels = (not is_test) if with_labels is None else bool(with_labels)
 
-        mfcc = _partition_files(self.root, partition, with_labels=False)[0]
-        tr = _sequence_files(self.root, partition, mfcc) if self.with_labels else None
-        if subset < 1:  # a random but fixed choice of utterances, kept in sorted order
-            keep = max(1, round(subset * len(mfcc)))
-            pick = np.sort(np.random.default_rng(subset_seed).choice(len(mfcc), keep, replace=False))
-            mfcc = [mfcc[i] for i in pick]
-            tr = [tr[i] for i in pick] if tr else None
+        transcripts = transcript_folder(self.root, partition) if self.with_labels else None
+        mfcc, tr = corpus.utterance_files(self.root, partition, transcripts, subset, subset_seed)
+        corpus.check_feature_dim(self.root, partition, corpus.feature_shape(mfcc[0])[1])
         self.utterances = [p.stem for p in mfcc]
+        # global statistics come from training data, never from dev/test's own frames
+        self.stats, self._stats_files, stats_key = corpus.stats_source(self.root, partition, normalize, stats, mfcc)
 
-        if normalize == "global" and stats is None:  # training statistics, never dev/test's own
-            train_files = mfcc if partition.startswith("train") else \
-                _partition_files(self.root, _train_partition(self.root), with_labels=False)[0]
-            stats = compute_stats(self.root, files=train_files)
-        self.stats = stats
-        self._load(mfcc, tr, dtype)
-
-    def _load(self, mfcc, tr, dtype):
-        # headers first, then one preallocated array each: no list-then-concatenate
-        shapes = [_feature_shape(p) for p in mfcc]
-        f = shapes[0][1]
-        odd = next((p for p, (_, g) in zip(mfcc, shapes) if g != f), None)
-        if odd is not None:
-            raise ValueError(f"feature dimension differs between files: {mfcc[0].name} has {f}, "
-                             f"{odd} has {_feature_shape(odd)[1]}; all files of a partition must match")
-        if self.stats is not None and len(self.stats[0]) != f:
-            raise ValueError(f"stats have {len(self.stats[0])} coefficients but {mfcc[0]} has {f}")
-        self.offsets = _offsets([t for t, _ in shapes])
-        features = np.empty((int(self.offsets[-1]), f), np.float16 if dtype == torch.float16 else np.float32)
-        if tr:
-            label_lengths = []
-            for p in tr:
-                shape = _npy_header(p)[0]
-                label_lengths.append(max(0, shape[0] - 2) if len(shape) == 1 else 0)  # bad shapes: caught below
-            self.label_offsets = _offsets(label_lengths)
-            labels = np.empty(int(self.label_offsets[-1]), np.uint8)
-        for u, p in enumerate(mfcc):
-            x = _load_features(p)
-            if x.shape != shapes[u]:
-                raise ValueError(f"{p} changed while loading (shape {x.shape}, was {shapes[u]}); load again")
-            features[self.offsets[u] : self.offsets[u + 1]] = _normalize(x, self.normalize, self.stats)
-            if tr:
-                y = _read_sequence(tr[u], len(x), p)
-                a, b = self.label_offsets[u], self.label_offsets[u + 1]
-                if len(y) != b - a:
-                    raise ValueError(f"{tr[u]} changed while loading; load again")
-                labels[a:b] = y
-        self.features = torch.from_numpy(features)
+        key = cache_dir and cache.dataset_key(
+            cache_dir, "utterances", self.root, partition, mfcc + (tr or []), self._stats_files,
+            {"subset": subset, "subset_seed": subset_seed if subset < 1 else None, "normalize": normalize,
+             "labels": self.with_labels, "dtype": str(dtype), "stats": stats_key})
+        arrays = cache.load_or_build(cache_dir, key, lambda: self._build(mfcc, tr, dtype), verbose, cache_verify)
+        if "stats" in arrays:
+            self.stats = (np.array(arrays["stats"][0]), np.array(arrays["stats"][1]))
+        self.features = torch.from_numpy(arrays["features"])
+        self.offsets = np.asarray(arrays["offsets"])
         self.lengths = np.diff(self.offsets)
-        self.n_features = f
-        if tr:
-            self.labels = torch.from_numpy(labels)
+        self.n_features = int(self.features.shape[1])
+        if "labels" in arrays:
+            self.labels = torch.from_numpy(arrays["labels"])
+            self.label_offsets = np.asarray(arrays["label_offsets"])
             self.label_lengths = np.diff(self.label_offsets)
         else:
             self.labels = self.label_offsets = self.label_lengths = None
+
+    def _build(self, mfcc, tr, dtype) -> dict:
+        # headers first, then one preallocated array each: no list-then-concatenate
+        shapes = corpus.feature_shapes(mfcc)
+        f = shapes[0][1]
+        if self.normalize == "global":  # given, or of the training files (these, if training)
+            self.stats = corpus.build_stats(self.stats, self._stats_files, f)
+        offsets = _offsets([t for t, _ in shapes])
+        features = np.empty((int(offsets[-1]), f), np.float16 if dtype == torch.float16 else np.float32)
+        out = {"features": features, "offsets": offsets}
+        if tr:
+            label_lengths = []
+            for p in tr:
+                shape = corpus.npy_header(p)[0]
+                label_lengths.append(max(0, shape[0] - 2) if len(shape) == 1 else 0)  # bad shapes: caught below
+            out["label_offsets"] = label_offsets = _offsets(label_lengths)
+            out["labels"] = labels = np.empty(int(label_offsets[-1]), np.uint8)
+        for u, p in enumerate(mfcc):
+            n = corpus.write_features(features[offsets[u] : offsets[u + 1]], p, self.normalize, self.stats)
+            if tr:
+                y = _read_sequence(tr[u], n, p)
+                a, b = label_offsets[u], label_offsets[u + 1]
+                if len(y) != b - a:
+                    raise ValueError(f"{tr[u]} changed while loading; load again")
+                labels[a:b] = y
+        if self.normalize == "global":
+            out["stats"] = np.stack(self.stats)
+        return out
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -297,7 +287,7 @@ class SequenceLoader:
         """The utterance indices of each batch of the current epoch, in the order served."""
         n, bs = len(self.dataset), self.batch_size
         lengths = torch.from_numpy(self.dataset.lengths)
-        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
+        g = torch.Generator().manual_seed(corpus.epoch_seed(self.seed, self.epoch))
         order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
         if self.bucketing:
             chunk = bs * BUCKET_BATCHES if self.shuffle else n
