@@ -69,7 +69,8 @@ class Config:
     subset: float = 1.0  # fraction of training utterances (a fixed random choice)
     val_subset: float = 1.0
     storage_dtype: str = "auto"  # auto: float16 on a GPU (half the memory), float32 on CPU
-    cache_dir: str | None = None  # keep the built arrays here (memory-mapped on the next run)
+    cache_dir: str | None = None  # keep the built arrays here (memory-mapped on the next run), both homeworks
+    cache_verify: str = "sample"  # checksums of a cached array checked at load: sample (16 blocks) | full
     resident: bool | None = None  # data on the GPU; None: when it fits in the GPU's free memory
     # model (phonemekit.model.build_mlp)
     hidden: list[int] | None = None  # explicit widths; None: solve `shape` x `depth` for `budget`
@@ -179,6 +180,7 @@ class Config:
         _choice("storage_dtype", self.storage_dtype, STORAGE_DTYPES)
         _choice("normalize", self.normalize, NORMALIZATIONS)
         _choice("boundary", self.boundary, BOUNDARIES)
+        _choice("cache_verify", self.cache_verify, ("sample", "full"))
         for name, choices in (("wandb_mode", WANDB_MODES), ("wandb_watch", WANDB_WATCH),
                               ("class_weights", CLASS_WEIGHTS)):
             if getattr(self, name) is not None:

@@ -505,6 +505,15 @@ def n_features(root, partition: str = "train-clean-100") -> int:
     raise FileNotFoundError(f"no mfcc/*.npy under {root}: pass --features N")
 
 
-def has_test_answers(root) -> bool:
+def has_answers(folder) -> bool:
+    """True when a transcript folder holds answers: an .npy file the loader would read. A missing
+    folder and an empty one (or one of hidden files only) are no answers."""
+    try:
+        return folder is not None and Path(folder).is_dir() and bool(listing(Path(folder)))
+    except (FileNotFoundError, OSError):
+        return False
+
+
+def has_test_answers(root, partition: str = "test-clean") -> bool:
     """True for a corpus that ships test transcripts (the demo corpus), which Kaggle's data does not."""
-    return root is not None and (Path(root) / "test-clean" / "transcript").is_dir()
+    return root is not None and has_answers(Path(root) / partition / "transcript")

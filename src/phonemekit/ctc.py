@@ -20,7 +20,7 @@ import torch
 
 from .config import TASK_DEFAULTS, TASK_SETTINGS
 from .ctc_model import MODEL_OPTIONS, build_ctc_model
-from .data import default_root
+from .corpus import check_compatible, default_root
 from .augment import make_augment, mask
 from .decode import beam_decode, greedy_decode, mean_distance
 from .device import autocast, storage_dtype
@@ -40,15 +40,12 @@ MAX_UNALIGNABLE_BEFORE = 0.02
 
 def make_ctc_datasets(config, device):
     """(train, val) UtteranceDatasets of config.train_partition and config.val_partition."""
-    root = config.root or default_root()
-    dtype = storage_dtype(config, device)
-    train = UtteranceDataset(root, config.train_partition, normalize=config.normalize, subset=config.subset,
-                             dtype=dtype)
-    val = UtteranceDataset(root, config.val_partition, normalize=config.normalize, subset=config.val_subset,
-                           dtype=dtype, stats=train.stats)
-    if val.n_features != train.n_features:
-        raise ValueError(f"{config.train_partition} has {train.n_features} features per frame and "
-                         f"{config.val_partition} {val.n_features}: both must come from the same data (root={root})")
+    common = dict(root=config.root or default_root(), normalize=config.normalize, dtype=storage_dtype(config, device),
+                  cache_dir=config.cache_dir, cache_verify=config.cache_verify)
+    train = UtteranceDataset(partition=config.train_partition, subset=config.subset, **common)
+    # global normalisation uses the training statistics for validation too
+    val = UtteranceDataset(partition=config.val_partition, subset=config.val_subset, stats=train.stats, **common)
+    check_compatible(train, val)
     return train, val
 
 
@@ -273,19 +270,17 @@ def score_csv(path, truth):
 
 def count_test(root, partition: str = "test-clean") -> int:
     """Utterances in a partition: what the loader lists (hidden files such as macOS's ._x.npy skipped)."""
-    from .data import utterance_shapes
+    from .corpus import count_utterances
 
-    return len(utterance_shapes(root, partition))
+    return count_utterances(root, partition)
 
 
 def has_answers(root, partition: str = "test-clean") -> bool:
     """True when `partition` ships its phoneme sequences; an empty folder is no answers."""
+    from .corpus import has_answers as holds_answers
     from .sequences import transcript_folder
 
-    if root is None:
-        return False
-    folder = transcript_folder(root, partition)
-    return folder.is_dir() and any(folder.glob("*.npy"))
+    return root is not None and holds_answers(transcript_folder(root, partition))
 
 
 def answers(config, root, partition: str = "test-clean", stats=None):

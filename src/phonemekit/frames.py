@@ -29,7 +29,7 @@ def make_datasets(config, device=None) -> tuple[AudioDataset, AudioDataset]:
     device = resolve_device(config.device) if device is None else torch.device(device)
     root = config.root if config.root is not None else default_root()
     common = dict(root=root, context=config.context, normalize=config.normalize, boundary=config.boundary,
-                  dtype=storage_dtype(config, device), cache_dir=config.cache_dir)
+                  dtype=storage_dtype(config, device), cache_dir=config.cache_dir, cache_verify=config.cache_verify)
     train = AudioDataset(partition=config.train_partition, subset=config.subset, **common)
     # global normalisation uses the training statistics for validation too
     val = AudioDataset(partition=config.val_partition, subset=config.val_subset, stats=train.stats, **common)
@@ -252,17 +252,17 @@ def score_csv(path, truth):
 
 
 def count_test(root, partition: str = "test-clean") -> int:
-    from .data import count_frames
+    """Frames in a partition, as the loader reads them."""
+    from .corpus import count_frames
 
     return count_frames(root, partition)
 
 
 def has_answers(root, partition: str = "test-clean") -> bool:
     """True when `partition` ships its frame labels (the demo's test set); an empty folder is no answers."""
-    from pathlib import Path
+    from .corpus import has_test_answers
 
-    folder = Path(root) / partition / "transcript" if root is not None else None
-    return folder is not None and folder.is_dir() and any(folder.glob("*.npy"))
+    return has_test_answers(root, partition)
 
 
 def answers(config, root, partition: str = "test-clean", stats=None):
