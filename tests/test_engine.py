@@ -136,14 +136,23 @@ def test_a_checkpoint_of_a_plain_adamw_resumes_into_fused_adamw_with_a_grad_scal
 
 
 def test_the_random_state_of_one_gpu_is_saved_and_a_many_gpu_file_resumes_on_one(monkeypatch):
-    calls = []
-    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: torch.arange(3, dtype=torch.uint8))
-    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device=None: calls.append((state, device)))
-    state = checkpoint.rng_state(torch.device("cuda", 0))
-    assert torch.equal(state["cuda"], torch.arange(3, dtype=torch.uint8))  # one GPU's, not every visible one's
+    asked, restored = [], []
+
+    def get_rng_state(device="cuda"):
+        asked.append(torch.device(device))
+        return torch.full((3,), 7, dtype=torch.uint8)
+
+    monkeypatch.setattr(torch.cuda, "get_rng_state", get_rng_state)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": restored.append((state, device)))
+    gpu = torch.device("cuda", 1)
+    state = checkpoint.rng_state(gpu)
+    assert asked == [gpu]  # this run's GPU alone is read, not the current or every visible one
+    assert torch.equal(state["cuda"], torch.full((3,), 7, dtype=torch.uint8))
     four_gpus = {**state, "cuda": [torch.full((3,), i, dtype=torch.uint8) for i in range(4)]}  # an older file
-    checkpoint.set_rng_state(four_gpus, torch.device("cuda", 0))
-    assert len(calls) == 1 and torch.equal(calls[0][0], torch.zeros(3, dtype=torch.uint8))
+    checkpoint.set_rng_state(four_gpus, gpu)
+    # one state reaches one device: the file's first GPU's, restored on the GPU this run uses
+    assert len(restored) == 1
+    assert torch.equal(restored[0][0], torch.zeros(3, dtype=torch.uint8)) and torch.device(restored[0][1]) == gpu
 
 
 def test_validation_and_prediction_agree_on_every_frame_under_bf16_training(corpus, tmp_path):
@@ -500,8 +509,24 @@ def test_streamed_batches_cross_to_the_gpu_in_the_storage_dtype(corpus, monkeypa
     from phonemekit.data import FrameLoader
 
     ds = AudioDataset(corpus, "dev-clean", context=1, dtype=torch.float16)
-    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: self)  # no CUDA in this build
+    pinned, crossed = [], []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: pinned.append(self.dtype) or self)
+    to = torch.Tensor.to
+
+    def to_device(self, *args, **kw):  # no CUDA in this build: record what would cross, keep it here
+        target = args[0] if args else kw.get("device")
+        if isinstance(target, (str, torch.device)) and torch.device(target).type == "cuda":
+            crossed.append(self.dtype)
+            return self
+        return to(self, *args, **kw)
+
+    monkeypatch.setattr(torch.Tensor, "to", to_device)
     loader = FrameLoader(ds, 64, shuffle=False, device="cuda", resident=False)
-    x, y = loader._host_batch(torch.arange(64))
-    assert x.dtype == torch.float16 and y.dtype == torch.uint8  # half and an eighth of the bytes
-    assert torch.equal(x.float(), ds[torch.arange(64)][0])
+    batches = list(loader)
+    # every batch crosses as fp16 features and uint8 labels (half and an eighth of the bytes),
+    # from pinned memory, and arrives cast to what the model takes
+    assert crossed == [torch.float16, torch.uint8] * len(batches) and pinned == crossed
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    assert x.dtype == ds.out_dtype and y.dtype == torch.int64
+    assert torch.equal(x, ds[torch.arange(len(ds))][0]) and torch.equal(y, ds.labels.long())
