@@ -289,8 +289,10 @@ def test_a_hand_written_yaml_file_gets_typed_values(tmp_path):
 
 
 def test_an_unknown_config_key_is_named_with_a_suggestion(tmp_path):
-    with pytest.raises(ValueError, match=r"'learning_rat'.*'lr'|'batchsize'.*'batch_size'"):
+    with pytest.raises(ValueError, match=r"'batchsize' \(did you mean 'batch_size'"):
         Config.from_dict({"batchsize": 64})
+    with pytest.raises(ValueError, match=r"'lr_rate' \(did you mean 'lr'\?\)"):  # the README's example
+        Config.from_dict({"lr_rate": 1e-3})
     (tmp_path / "bad.yaml").write_text("contxt: 20\n")
     with pytest.raises(ValueError, match=r"bad\.yaml.*'contxt'.*'context'"):
         Config.load(tmp_path / "bad.yaml")
