@@ -101,11 +101,25 @@ def test_make_augment_is_none_when_every_switch_is_off_and_reads_the_config():
     assert make_augment(Config()) is None
     assert make_augment(Config(freq_masks=2, freq_mask_width=0)) is None  # zero width masks nothing
     torch.manual_seed(0)
-    aug = make_augment(Config(freq_masks=1, mask_prob=1.0, noise_std=0.1, noise_prob=1.0, mixup_alpha=0.2))
-    x, y = torch.randn(32, 5, 8), torch.randint(0, 40, (32,))
-    ax, ay = aug(x, y)
-    assert ax.shape == x.shape and ay.shape == (32, 40)
-    assert not torch.equal(ax, x)
+    x, y = torch.randn(64, 5, 8), torch.randint(0, 40, (64,))  # no exact zeros in x
+
+    # frequency masks alone: entries are kept or zeroed, the zeros whole bands of coefficients
+    ax, ay = make_augment(Config(freq_masks=1, freq_mask_width=4, mask_prob=1.0))(x, y)
+    zero = ax == 0
+    assert torch.equal(ay, y) and torch.equal(ax[~zero], x[~zero])
+    assert torch.equal(zero, zero[:, :1, :].expand_as(zero))  # the same coefficients in every frame
+    assert (zero.any(dim=(1, 2)).float().mean() > 0.5)  # most windows masked (width 0 masks nothing)
+    # time masks alone: the zeros are whole frames
+    ax, _ = make_augment(Config(freq_masks=0, time_masks=1, time_mask_width=3, mask_prob=1.0))(x, y)
+    zero = ax == 0
+    assert torch.equal(ax[~zero], x[~zero]) and torch.equal(zero, zero[:, :, :1].expand_as(zero))
+    assert zero.any(dim=(1, 2)).float().mean() > 0.5
+    # noise alone: every entry moved, by about noise_std
+    ax, ay = make_augment(Config(noise_std=0.1, noise_prob=1.0))(x, y)
+    assert torch.equal(ay, y) and (ax != x).all() and (ax - x).std().item() == pytest.approx(0.1, rel=0.1)
+    # mixup alone: soft targets over num_classes
+    ax, ay = make_augment(Config(mixup_alpha=0.2))(x, y)
+    assert ay.shape == (64, 40) and torch.allclose(ay.sum(1), torch.ones(64))
 
 
 @pytest.mark.parametrize("field, value", [("freq_masks", -1), ("mask_prob", 1.5), ("noise_std", -0.1),

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from needs import beam_search
 
 from phonemekit.decode import beam_decode, collapse, frames_to_sequence, greedy_decode, mean_distance
 from phonemekit.phonemes import CLASSES
@@ -38,6 +39,7 @@ def test_greedy_equals_collapsing_the_argmax_path_on_random_input():
     assert got == [collapse(lp[b, : int(n)].argmax(-1)) for b, n in enumerate(lengths)]
 
 
+@beam_search
 def test_beam_search_finds_the_labelling_greedy_misses():
     # Two frames, each blank 0.6 / G 0.4: the best path is blank-blank ("", p = 0.36), but
     # "G" has paths G-blank, blank-G and G-G: p = 0.24 + 0.24 + 0.16 = 0.64.
@@ -49,6 +51,7 @@ def test_beam_search_finds_the_labelling_greedy_misses():
     assert beam_decode(lp, torch.tensor([2]), beam_width=4, strings=False) == [[2]]
 
 
+@beam_search
 def test_beam_search_agrees_with_greedy_on_confident_paths_and_respects_lengths():
     paths = [[0, 3, 3, 0, 3, 5, 5, 0], [2, 2, 2, 0, 0, 9, 9, 9]]
     lp = one_hot_log_probs(paths)

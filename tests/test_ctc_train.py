@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ctc_corpus import write_corpus
+from needs import skip_without_beam_search
 from phonemekit.ctc import (
     check_ctc_lengths, ctc_loss, ctc_meta, evaluate_ctc, make_ctc_augment, make_ctc_datasets,
     make_ctc_loaders, make_ctc_model, mask_sequences,
@@ -129,6 +130,7 @@ def test_a_small_model_learns_a_tiny_corpus_in_seconds(tmp_path):
     end = evaluate_ctc(model, val_loader, cfg)
     assert end["val_loss"] < start["val_loss"] / 5
     assert end["val_dist"] < 0.3 * trivial, (end, trivial)
+    skip_without_beam_search()
     beam = evaluate_ctc(model, val_loader, config(root=tmp_path, beam_width=4))
     assert beam["val_loss"] == pytest.approx(end["val_loss"]) and beam["val_dist"] < 0.3 * trivial
     assert model.training  # evaluation puts the model back in its mode

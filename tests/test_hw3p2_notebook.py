@@ -6,6 +6,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from needs import beam_search
 from notebook_cells import code_cells, tags
 
 from phonemekit.ctc_submit import validate_ctc_submission
@@ -70,6 +71,7 @@ def stdout(nb):
 
 
 @pytest.mark.slow
+@beam_search  # the notebook decodes dev and test with a beam
 def test_notebook_runs_top_to_bottom_and_ends_with_a_valid_submission(nb, tmp_path, monkeypatch):
     ran = execute(nb, tmp_path, monkeypatch)
     run = tmp_path / "runs" / "ctc-smoke"

@@ -279,7 +279,7 @@ class Config:
         if unknown:
             hints = []
             for k in unknown:
-                close = difflib.get_close_matches(k, names, n=3, cutoff=0.5)
+                close = difflib.get_close_matches(k, names, n=3, cutoff=0.5) or [n for n in names if n in k.split("_")]
                 hints.append(f"{k!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""))
             raise ValueError(f"unknown config key(s): {'; '.join(hints)}. Known keys: {', '.join(names)}")
         return cls(**d)
