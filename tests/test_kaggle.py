@@ -303,3 +303,84 @@ def test_a_failed_kaggle_command_says_what_to_do_about_it(no_credentials, monkey
     monkeypatch.setattr(kaggle, "_stream", lambda cmd: (1, said + "\n"))
     with pytest.raises(RuntimeError, match=f"(?s)kaggle download failed \\(exit 1\\): .*{fix}"):
         kaggle_download("c", tmp_path / "data")
+
+
+def test_the_kaggle_names_still_import_from_submit():
+    from phonemekit import submit
+
+    for name in ("kaggle_credentials", "kaggle_download", "kaggle_submit", "KAGGLE_MIN_VERSION"):
+        assert getattr(submit, name) is getattr(kaggle, name)
+
+
+def test_a_whitespace_only_api_token_is_refused_before_any_other_credentials(no_credentials, monkeypatch):
+    (no_credentials / ".kaggle").mkdir()
+    (no_credentials / ".kaggle" / "access_token").write_text("KGAT_x\n")
+    monkeypatch.setenv("KAGGLE_API_TOKEN", " \t")  # kaggle would send it ahead of the file
+    with pytest.raises(RuntimeError, match=r"\$KAGGLE_API_TOKEN is set to ' \\t', only whitespace: set it to the "
+                                           r"token .* or unset it"):
+        kaggle_credentials()
+
+
+def _unreadable(monkeypatch, path):
+    """path raises PermissionError when read (chmod does not stop root, who runs some CI)."""
+    read_text = Path.read_text
+
+    def guarded(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", guarded)
+
+
+@pytest.mark.parametrize("defect,reason", [
+    ("list", r"kaggle\.json holds a list, not an object with \"username\" and \"key\""),
+    ("folder", r"kaggle\.json is a folder, not a file"),
+    ("unreadable", r"kaggle\.json cannot be read \(Permission denied\)"),
+    ("bad json", r"kaggle\.json is not valid JSON \(Expecting"),
+])
+def test_a_broken_kaggle_json_is_named_with_its_actual_problem(no_credentials, monkeypatch, defect, reason):
+    config = no_credentials / ".kaggle" / "kaggle.json"
+    config.parent.mkdir()
+    if defect == "folder":
+        config.mkdir()
+    else:
+        config.write_text({"list": '[{"username": "u", "key": "k"}]', "bad json": "{username: u}"}.get(
+            defect, '{"username": "u", "key": "k"}'))
+    if defect == "unreadable":
+        _unreadable(monkeypatch, config)
+    with pytest.raises(RuntimeError, match=f"no Kaggle credentials found \\(.*{reason}") as e:
+        kaggle_credentials()
+    assert defect == "bad json" or "not valid JSON" not in str(e.value)
+
+
+@pytest.mark.parametrize("defect,reason", [
+    ("empty", r"access_token is empty"),
+    ("unreadable", r"access_token cannot be read \(Permission denied\)"),
+    ("folder", r"access_token is a folder, not a file"),
+])
+def test_an_empty_or_unreadable_access_token_is_named(no_credentials, monkeypatch, defect, reason):
+    token = no_credentials / ".kaggle" / "access_token"
+    token.parent.mkdir()
+    if defect == "folder":
+        token.mkdir()
+    else:
+        token.write_text("  \n" if defect == "empty" else "KGAT_x")
+    if defect == "unreadable":
+        _unreadable(monkeypatch, token)
+    with pytest.raises(RuntimeError, match=f"no Kaggle credentials found \\(.*{reason}: save the token"):
+        kaggle_credentials()
+
+
+def test_an_empty_api_token_file_is_named(no_credentials, monkeypatch, tmp_path):
+    (tmp_path / "token").write_text("")
+    monkeypatch.setenv("KAGGLE_API_TOKEN", str(tmp_path / "token"))
+    with pytest.raises(RuntimeError, match=r"\$KAGGLE_API_TOKEN names a file, but .*token is empty"):
+        kaggle_credentials()
+
+
+def test_a_kaggle_config_dir_that_does_not_exist_is_named(no_credentials, monkeypatch, tmp_path):
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(RuntimeError, match=r"\$KAGGLE_CONFIG_DIR is .*nowhere, which does not exist: point it at "
+                                           r"the folder holding kaggle\.json"):
+        kaggle_credentials()
