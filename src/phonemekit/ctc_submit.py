@@ -27,6 +27,7 @@ from .csvfile import MISSING, Spec, count_answers, header_names, read_any_separa
 from .decode import beam_decode, frames_to_sequence, greedy_decode, mean_distance
 from .phonemes import CLASSES, CTC_CHARS, to_string
 from .sequences import SequenceLoader, UtteranceDataset
+from .submit import evaluating, model_device
 
 HEADER = ("index", "label")  # the F24 starter's; a competition's sample file overrides it
 SILENCE = CTC_CHARS[1]  # appended to a prediction that Kaggle would read as missing ("" or "nan")
@@ -41,29 +42,21 @@ def predict_ctc(model, dataset: UtteranceDataset, batch_size: int = 32, device=N
     bucketing=True batches utterances of similar length (less padding); the strings still come
     back in file order.
     """
-    if device is None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-    device = torch.device(device)
+    device = model_device(model, device)
     loader = SequenceLoader(dataset, batch_size, shuffle=False, bucketing=False, device=device)
     order = torch.arange(len(dataset))
     if bucketing:  # the loader serves a test set only in file order: hand it the batches by length
         order = torch.sort(torch.from_numpy(np.asarray(dataset.lengths)), stable=True).indices
         loader.batches = lambda: list(order.split(batch_size))
-    was_training = model.training
-    model.eval()
     out = []
-    try:
-        with torch.inference_mode():
-            for batch in loader:
-                x, xl = batch[0], batch[1]
-                amp = torch.amp.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-                with amp:
-                    log_probs, out_lengths = model(x, xl)
-                out += (beam_decode(log_probs, out_lengths, beam_width) if beam_width > 1
-                        else greedy_decode(log_probs, out_lengths))
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for batch in loader:
+            x, xl = batch[0], batch[1]
+            amp = torch.amp.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+            with amp:
+                log_probs, out_lengths = model(x, xl)
+            out += (beam_decode(log_probs, out_lengths, beam_width) if beam_width > 1
+                    else greedy_decode(log_probs, out_lengths))
     if len(out) != len(dataset):
         raise RuntimeError(f"predicted {len(out)} utterances for a dataset of {len(dataset)}")
     in_file_order = [""] * len(out)

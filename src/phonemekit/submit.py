@@ -15,6 +15,7 @@ phonemekit.csvfile's, shared with HW3P2; the Kaggle commands are phonemekit.kagg
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,26 @@ def _batches(dataset, batch_size: int, device):
         yield b[0] if isinstance(b, (tuple, list)) else b
 
 
+def model_device(model: torch.nn.Module, device=None) -> torch.device:
+    """`device`, else where the model's parameters are (the CPU for a model without any)."""
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def evaluating(model: torch.nn.Module):
+    """Eval mode under torch.inference_mode inside; the model put back in the mode it was in after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield model
+    finally:
+        model.train(was_training)
+
+
 def predict(model: torch.nn.Module, dataset, batch_size: int = 8192, device=None,
             return_probs: bool = False) -> torch.Tensor:
     """Predicted class id (int64, on the CPU) of every frame, in dataset order.
@@ -62,20 +83,12 @@ def predict(model: torch.nn.Module, dataset, batch_size: int = 8192, device=None
     (N, classes) softmax probabilities instead: average them over the models of an ensemble,
     then take .argmax(1).
     """
-    if device is None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
+    device = model_device(model, device)
     out = []
-    try:
-        with torch.inference_mode():
-            for x in _batches(dataset, batch_size, device):
-                logits = model(x.to(device, non_blocking=True))
-                out.append(logits.float().softmax(1).cpu() if return_probs else logits.argmax(1).cpu())
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for x in _batches(dataset, batch_size, device):
+            logits = model(x.to(device, non_blocking=True))
+            out.append(logits.float().softmax(1).cpu() if return_probs else logits.argmax(1).cpu())
     if not out:
         raise ValueError("the dataset has no frames to predict")
     result = torch.cat(out)
