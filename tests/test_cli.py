@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from phonemekit import submit
+from phonemekit import kaggle
 from phonemekit.cli import main
 from phonemekit.config import pick_recipe
 from phonemekit.data import DEMO_ROOT, AudioDataset
@@ -194,7 +194,7 @@ def no_kaggle(no_credentials, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("the kaggle command must not run without credentials")
 
-    monkeypatch.setattr(submit, "_stream", no_network)
+    monkeypatch.setattr(kaggle, "_stream", no_network)
 
 
 def test_submit_and_download_without_credentials_say_where_to_put_them(no_kaggle, tmp_path, capsys):
