@@ -24,8 +24,7 @@ import torch
 
 from . import csvfile
 from .csvfile import Spec, count_answers, header_names, read_sample
-from .csvfile import read_csv as _read_csv  # noqa: F401  (its name before csvfile)
-from .kaggle import (  # noqa: F401  (their home before kaggle.py)
+from .kaggle import (  # noqa: F401  (importable from here too, as the notebooks do)
     KAGGLE_MAIN, KAGGLE_MIN_VERSION, KAGGLE_SETTINGS, kaggle_credentials, kaggle_download, kaggle_submit,
 )
 from .phonemes import CLASSES, NUM_CLASSES
