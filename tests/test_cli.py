@@ -10,7 +10,7 @@ import pytest
 import torch
 from needs import beam_search
 
-from phonemekit import submit
+from phonemekit import kaggle
 from phonemekit.cli import main
 from phonemekit.config import pick_recipe
 from phonemekit.data import DEMO_ROOT, AudioDataset
@@ -189,7 +189,7 @@ def no_kaggle(no_credentials, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("the kaggle command must not run without credentials")
 
-    monkeypatch.setattr(submit, "_stream", no_network)
+    monkeypatch.setattr(kaggle, "_stream", no_network)
 
 
 def test_submit_and_download_without_credentials_say_where_to_put_them(no_kaggle, tmp_path, capsys):

@@ -1,6 +1,7 @@
 """HW3P2 end to end through the kit's engine: exact resume, a checkpoint that predicts the test set
 in file order, the HW1P2 frame model as a baseline, and what tells the two CSVs apart."""
 
+import Levenshtein
 import pandas as pd
 import pytest
 import torch
@@ -8,11 +9,11 @@ import torch
 from ctc_corpus import write_corpus
 from phonemekit.config import load_recipe
 from phonemekit.ctc_submit import (
-    answers, ctc_test_dataset, frame_baseline, frame_sequences, has_ctc_answers, predict_ctc, submission_task,
-    validate_ctc_submission, write_ctc_submission,
+    answers, ctc_test_dataset, frame_baseline, frame_sequences, has_ctc_answers, predict_ctc, score_ctc_submission,
+    submission_task, validate_ctc_submission, write_ctc_submission,
 )
 from phonemekit.data import DEMO_ROOT
-from phonemekit.decode import mean_distance
+from phonemekit.decode import greedy_decode, mean_distance
 from phonemekit.sequences import UtteranceDataset
 from phonemekit.submit import write_submission
 from phonemekit.train import fit, load_checkpoint
@@ -74,10 +75,20 @@ def test_a_ctc_checkpoint_loads_and_predicts_the_test_set_in_file_order(corpus, 
     preds = predict_ctc(model, test, batch_size=2)
     # each row is its own utterance, whatever batch it was decoded in
     assert preds == [predict_ctc(model, ctc_test_dataset(config, corpus), batch_size=1)[u] for u in range(5)]
+    # row u is test file u: its own features, decoded alone, give the string of row u
+    with torch.no_grad():
+        for u in range(len(test)):
+            log_probs, lengths = model(test[u][None], torch.tensor([len(test[u])]))
+            assert greedy_decode(log_probs, lengths) == [preds[u]]
     csv = write_ctc_submission(preds, tmp_path / "submission.csv")
     assert validate_ctc_submission(csv, len(test)) and submission_task(csv) == "ctc"
-    truth = ctc_test_dataset(config, corpus, with_labels=True)
-    assert has_ctc_answers(corpus) and mean_distance(preds, answers(truth)) >= 0
+    truth = answers(ctc_test_dataset(config, corpus, with_labels=True))
+    assert has_ctc_answers(corpus)
+    # the file scores what a plain loop over the utterances gives, row u against answer u (an empty
+    # prediction is written as "-", silence, so that Kaggle does not read a missing cell)
+    written = [p or "-" for p in preds]
+    plain = sum(Levenshtein.distance(p, t) for p, t in zip(written, truth)) / len(truth)
+    assert score_ctc_submission(csv, truth) == pytest.approx(plain)
 
 
 def test_global_normalisation_needs_the_checkpoints_statistics(corpus):

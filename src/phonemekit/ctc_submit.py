@@ -22,44 +22,47 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import csvfile
+from .csvfile import MISSING, Spec, count_answers, header_names, read_any_separator, read_sample, sample_header
 from .decode import beam_decode, frames_to_sequence, greedy_decode, mean_distance
 from .phonemes import CLASSES, CTC_CHARS, to_string
 from .sequences import SequenceLoader, UtteranceDataset
-from .submit import EMPTY, _ids, _read_csv
+from .submit import evaluating, model_device
 
 HEADER = ("index", "label")  # the F24 starter's; a competition's sample file overrides it
-SILENCE = CTC_CHARS[1]  # written for an empty prediction: an empty cell reads as a missing value
+SILENCE = CTC_CHARS[1]  # appended to a prediction that Kaggle would read as missing ("" or "nan")
 _ALLOWED = set(CTC_CHARS[1:])  # every phoneme character; the blank (" ") never appears
 
 
 def predict_ctc(model, dataset: UtteranceDataset, batch_size: int = 32, device=None, beam_width: int = 1,
-                amp_dtype=None) -> list[str]:
+                amp_dtype=None, bucketing: bool = False) -> list[str]:
     """The predicted string of every utterance of `dataset`, in its (sorted file) order.
 
     Eval mode, inference mode, the model put back in the mode it was in. beam_width=1: greedy.
+    bucketing=True batches utterances of similar length (less padding); the strings still come
+    back in file order.
     """
-    if device is None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-    device = torch.device(device)
+    device = model_device(model, device)
     loader = SequenceLoader(dataset, batch_size, shuffle=False, bucketing=False, device=device)
-    was_training = model.training
-    model.eval()
+    order = torch.arange(len(dataset))
+    if bucketing:  # the loader serves a test set only in file order: hand it the batches by length
+        order = torch.sort(torch.from_numpy(np.asarray(dataset.lengths)), stable=True).indices
+        loader.batches = lambda: list(order.split(batch_size))
     out = []
-    try:
-        with torch.inference_mode():
-            for batch in loader:
-                x, xl = batch[0], batch[1]
-                amp = torch.amp.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-                with amp:
-                    log_probs, out_lengths = model(x, xl)
-                out += (beam_decode(log_probs, out_lengths, beam_width) if beam_width > 1
-                        else greedy_decode(log_probs, out_lengths))
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for batch in loader:
+            x, xl = batch[0], batch[1]
+            amp = torch.amp.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+            with amp:
+                log_probs, out_lengths = model(x, xl)
+            out += (beam_decode(log_probs, out_lengths, beam_width) if beam_width > 1
+                    else greedy_decode(log_probs, out_lengths))
     if len(out) != len(dataset):
         raise RuntimeError(f"predicted {len(out)} utterances for a dataset of {len(dataset)}")
-    return out
+    in_file_order = [""] * len(out)
+    for i, p in zip(order.tolist(), out):
+        in_file_order[i] = p
+    return in_file_order
 
 
 def ctc_test_dataset(config, root=None, stats=None, with_labels=None, partition: str = "test-clean") -> UtteranceDataset:
@@ -81,68 +84,8 @@ def answers(dataset: UtteranceDataset) -> list[str]:
     return [to_string(dataset[u][1].tolist()) for u in range(len(dataset))]
 
 
-def _sample_header(sample) -> tuple[str, str]:
-    sample = Path(sample).expanduser()
-    if not sample.is_file():
-        raise FileNotFoundError(f"sample file {sample} does not exist: it ships with the Kaggle data")
-    cols = tuple(pd.read_csv(sample, dtype=str, nrows=1).columns)
-    if len(cols) != 2:
-        raise ValueError(f"{sample} has columns {cols}; expected two (an id and the label)")
-    return cols
-
-
-def write_ctc_submission(predictions, path="submission.csv", header=HEADER, sample=None) -> Path:
-    """Write `header` (the sample file's when given) and one row per utterance: id 0..N-1 and its
-    string. An empty prediction is written as '-' ([SIL]) so that no cell is empty."""
-    preds = [str(p) for p in predictions]
-    if not preds:
-        raise ValueError("no predictions: pass one string per test utterance")
-    bad = next((i for i, p in enumerate(preds) if set(p) - _ALLOWED), None)
-    if bad is not None:
-        raise ValueError(f"prediction {bad} ({preds[bad][:40]!r}) has characters outside the phoneme map "
-                         f"{sorted(set(preds[bad]) - _ALLOWED)}: decode with phonemekit.decode (blanks removed)")
-    header = _sample_header(sample) if sample is not None else tuple(header)
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({header[0]: np.arange(len(preds)), header[1]: [p or SILENCE for p in preds]}).to_csv(path, index=False)
-    return path
-
-
-def validate_ctc_submission(path, n_utterances: int, sample=None, header=HEADER) -> bool:
-    """Check an HW3P2 CSV; ValueError saying what is wrong and how to fix it, True when fine.
-
-    Checked: the header (the sample's when given), no extra index column, one row per test
-    utterance, the ids 0..N-1 each once (in any row order: Kaggle matches rows by id; a note says
-    so), no empty label, only characters of the phoneme map.
-    """
-    _check_ctc(path, n_utterances, sample, header)
-    return True
-
-
-def _check_ctc(path, n_utterances: int, sample=None, header=HEADER, quiet: bool = False):
-    """validate_ctc_submission's checks; returns (the file, each row's id or None when in row order)."""
-    path = Path(path).expanduser()
-    df = _read_csv(path)
-    expected = _sample_header(sample) if sample is not None else tuple(header)
-    cols = tuple(df.columns)
-    if len(cols) == 3 and (cols[0] == "" or cols[0].startswith("Unnamed")) and cols[1:] == expected:
-        raise ValueError(f"{path} has an extra index column before {','.join(expected)} (DataFrame.to_csv "
-                         "without index=False): rewrite it with write_ctc_submission")
-    if cols != expected:
-        raise ValueError(f"{path} has header {','.join(cols)!r}, expected {','.join(expected)!r}: "
-                         f"write it with write_ctc_submission(..., header={expected!r}) or sample=")
-    if len(df) != n_utterances:
-        raise ValueError(f"{path} has {len(df):,} rows, expected {n_utterances:,} (one per test utterance): "
-                         "predict every utterance of the full test set")
-    id_col, label_col = expected
-    # as Kaggle: rows are matched by id, so any order of the ids 0..N-1, each once, is valid
-    ids = _ids(path, df[id_col], n_utterances, quiet, unit="test utterance", writer="write_ctc_submission")
-    labels = df[label_col]
-    empty = labels.isin(EMPTY)
-    if empty.any():
-        row = int(empty.to_numpy().argmax())
-        raise ValueError(f"{path}: row {row} has an empty label, which Kaggle reads as missing: "
-                         "write_ctc_submission writes '-' for an empty prediction")
+def _check_ctc_labels(path, labels: pd.Series, sample=None, sample_labels=None) -> None:
+    """HW3P2's label rule: characters of the one-character map only (no blanks, no separators)."""
     for row, s in enumerate(labels):
         extra = set(s) - _ALLOWED
         if extra:
@@ -150,29 +93,67 @@ def _check_ctc(path, n_utterances: int, sample=None, header=HEADER, quiet: bool 
                 f"{path}: row {row} has characters {sorted(extra)} outside the phoneme map "
                 "(phonemekit.phonemes.CTC_CHARS[1:]): write one-character phonemes, blanks removed, "
                 "no separators (phonemekit.decode gives such strings)")
-    return df, ids
+
+
+CTC = Spec(unit="test utterance", writer="write_ctc_submission", header=HEADER, check_labels=_check_ctc_labels,
+           missing_fix=f"write it with write_ctc_submission, which appends {SILENCE!r} (silence) to a prediction "
+                       "that Kaggle would read as missing ('' -> '-', 'nan' -> 'nan-')")
+
+
+def _survives(prediction: str) -> str:
+    """The prediction as Kaggle will read it back: "" and "nan", "null", "-nan" (N AA N ...) are
+    NaN to pandas' reader, quoted or not, so they get one more silence at the end."""
+    while prediction in MISSING:
+        prediction += SILENCE
+    return prediction
+
+
+def write_ctc_submission(predictions, path="submission.csv", header=HEADER, sample=None) -> Path:
+    """Write `header` (the sample file's when given) and one row per utterance: id 0..N-1 and its
+    string. A prediction that Kaggle would read as missing gets one more silence ('' -> '-',
+    'nan' -> 'nan-'), one edit at most, instead of a missing cell."""
+    if isinstance(predictions, (str, bytes)):
+        raise ValueError(f"predictions is one string ({predictions[:40]!r}): pass a list with one string per "
+                         "test utterance")
+    preds = [str(p) for p in predictions]
+    if not preds:
+        raise ValueError("no predictions: pass one string per test utterance")
+    bad = next((i for i, p in enumerate(preds) if set(p) - _ALLOWED), None)
+    if bad is not None:
+        raise ValueError(f"prediction {bad} ({preds[bad][:40]!r}) has characters outside the phoneme map "
+                         f"{sorted(set(preds[bad]) - _ALLOWED)}: decode with phonemekit.decode (blanks removed)")
+    header = sample_header(sample) if sample is not None else header_names(header)
+    return csvfile.write(path, [_survives(p) for p in preds], header)
+
+
+def validate_ctc_submission(path, n_utterances: int, sample=None, header=HEADER) -> bool:
+    """Check an HW3P2 CSV; ValueError saying what is wrong and how to fix it, True when fine.
+
+    Checked: the header (the sample's when given), no extra index column, comma-separated, one
+    row per test utterance, the ids 0..N-1 each once (in any row order: Kaggle matches rows by id;
+    a note says so), no label that Kaggle reads as missing (empty, "nan", "null", quoted or not),
+    only characters of the phoneme map.
+    """
+    csvfile.check(path, n_utterances, CTC, sample, header)
+    return True
 
 
 def score_ctc_submission(path, truth) -> float:
     """Mean Levenshtein distance of a submission CSV against the true strings (a list, or a
-    labelled UtteranceDataset). The file is validated first, whatever its two column names."""
+    labelled UtteranceDataset), row matched to utterance by id. The file is validated first,
+    whatever its two column names."""
     if isinstance(truth, UtteranceDataset):
         truth = answers(truth)
     truth = [str(t) for t in truth]
-    cols = tuple(_read_csv(path, nrows=1).columns)
-    header = cols if len(cols) == 2 else cols[1:] if len(cols) == 3 else HEADER
-    df, ids = _check_ctc(path, len(truth), header=header, quiet=True)
-    predicted = df.iloc[:, 1].tolist()
-    if ids is not None:  # scored by id, as Kaggle does
-        predicted = [predicted[row] for row in np.argsort(ids)]
-    return mean_distance(predicted, truth)
+    return mean_distance(list(csvfile.labels_by_id(path, len(truth), CTC)), truth)
 
 
 def has_ctc_answers(root, partition: str = "test-clean") -> bool:
-    """True when `partition` ships its phoneme sequences (the demo's test set does; Kaggle's has none)."""
+    """True when `partition` ships its phoneme sequences (the demo's test set does; Kaggle's has none):
+    a transcript folder with at least one file in it."""
     from .sequences import transcript_folder
 
-    return root is not None and transcript_folder(root, partition).is_dir()
+    return root is not None and count_answers(transcript_folder(root, partition)) > 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,19 +212,64 @@ def kaggle_submit_ctc(path, competition: str, message: str, n_utterances: int | 
     n_utterances (or the rows of `sample`, the competition's sample file) is the number of test
     utterances the file must have; without either, the row count is not checked.
     """
-    from .submit import kaggle_submit
+    from .kaggle import kaggle_submit
 
     return kaggle_submit(path, competition, message, n_utterances, sample, validate=validate_ctc_submission)
 
 
-def submission_task(path) -> str:
-    """"ctc" for an HW3P2 CSV (labels are phoneme strings in the one-character map), "frames" for an
-    HW1P2 one (a class name or index per row). What the command line assumes without --task."""
-    df = _read_csv(path)
+TASKS = {"frames": "HW1P2 (one phoneme class per test frame)", "ctc": "HW3P2 (one phoneme string per test utterance)"}
+_FRAME_LABELS = set(CLASSES) | {str(i) for i in range(len(CLASSES))}
+
+
+def _task_of(df: pd.DataFrame) -> str | None:
+    """"frames" or "ctc" by most labels, a label either homework could hold ("S", "AA") counting
+    for neither; on a tie by the header (index,label and id,predictions are HW3P2's); else None."""
     if df.shape[1] < 2 or len(df) == 0:
-        return "frames"
-    labels = df.iloc[:, -1].astype(str)
-    frame_labels = set(CLASSES) | {str(i) for i in range(len(CLASSES))}
-    if labels.isin(frame_labels).all():
-        return "frames"
-    return "ctc" if labels.map(lambda s: set(s) <= _ALLOWED).all() else "frames"
+        return None
+    frames = ctc = 0
+    for label, k in df.iloc[:, -1].value_counts().items():
+        frame_like = label in _FRAME_LABELS or label.upper() in CLASSES  # "ah": a miscased HW1P2 label
+        ctc_like = sum(c in _ALLOWED for c in label) * 2 > len(label)  # a bad character or two allowed
+        frames += k * (frame_like and not ctc_like)
+        ctc += k * (ctc_like and not frame_like)
+    if frames != ctc:
+        return "frames" if frames > ctc else "ctc"
+    names = [c.lower() for c in df.columns]
+    return "ctc" if names[-2] == "index" or names[-1].startswith("prediction") else None
+
+
+def submission_task(path, sample=None, n_frames: int | None = None, n_utterances: int | None = None) -> str:
+    """"ctc" for an HW3P2 CSV, "frames" for an HW1P2 one: what the command line assumes without --task.
+
+    Decided by the sample file's labels (when given), else by the row count (when it is exactly
+    one of n_frames and n_utterances), else by most labels, else by the header ("frames" when
+    nothing tells). A file with a bad character or another separator still goes to its own
+    homework's check, which names the character and its row, or the separator.
+    """
+    if sample is not None:
+        task = _task_of(read_sample(sample))
+        if task is not None:
+            return task
+    df = read_any_separator(path)
+    if n_frames != n_utterances and len(df) in (n_frames, n_utterances):
+        return "frames" if len(df) == n_frames else "ctc"
+    return _task_of(df) or "frames"
+
+
+def check_sample(sample, task: str, n_items: int | None = None) -> Path:
+    """Refuse a sample file of the other homework, or of another test set (n_items: the test
+    frames for task="frames", the test utterances for task="ctc"); returns its path."""
+    if task not in TASKS:
+        raise ValueError(f"task={task!r}; choose one of {tuple(TASKS)}")
+    sample = Path(sample).expanduser()
+    df = read_sample(sample, nrows=None)
+    found = _task_of(df)
+    if found is not None and found != task:
+        raise ValueError(f"sample file {sample} is an {TASKS[found]} sample, and this prediction is "
+                         f"{TASKS[task]}: pass the sample_submission.csv of the {TASKS[task][:5]} competition, "
+                         "or none")
+    unit = "test frames" if task == "frames" else "test utterances"
+    if n_items is not None and len(df) != n_items:
+        raise ValueError(f"sample file {sample} has {len(df):,} rows and the test set {n_items:,} {unit}: pass "
+                         "the sample_submission.csv that came with this test set")
+    return sample
