@@ -146,8 +146,8 @@ def test_predict_writes_a_submission_that_validates(corpus, trained, tmp_path, c
 
 
 def test_predict_copies_the_header_and_label_kind_of_the_sample_file(corpus, trained, tmp_path):
-    sample = tmp_path / "sample_submission.csv"
-    sample.write_text("Id,Label\n0,3\n1,0\n")
+    sample = tmp_path / "sample_submission.csv"  # one row per test frame, as the competition's
+    sample.write_text("Id,Label\n" + "".join(f"{i},3\n" for i in range(count_test_frames(corpus))))
     out = tmp_path / "submission.csv"
     assert main(["predict", "--checkpoint", str(trained), "--root", str(corpus), "--out", str(out),
                  "--sample", str(sample)]) == 0
@@ -321,7 +321,7 @@ def test_predict_sees_a_ctc_checkpoint_and_writes_one_row_per_test_utterance(ctc
 
 def test_predict_copies_the_header_of_the_hw3p2_sample_file(ctc_corpus, ctc_trained, tmp_path):
     sample = tmp_path / "sample_submission.csv"
-    sample.write_text("id,predictions\n0,-\n")
+    sample.write_text("id,predictions\n" + "".join(f"{i},-\n" for i in range(5)))
     out = tmp_path / "submission.csv"
     assert main(["predict", "--checkpoint", str(ctc_trained / "best.pt"), "--root", str(ctc_corpus),
                  "--out", str(out), "--sample", str(sample)]) == 0

@@ -391,3 +391,16 @@ def test_a_correct_own_hw3p2_network_trains_checkpoints_and_resumes(corpora, tmp
     assert len(result.history) == 1 and (tmp_path / "best.pt").is_file()
     resumed = run(small("ctc", corpora, tmp_path, epochs=2), model=_OwnCTC(), resume=True)
     assert len(resumed.history) == 2
+
+
+@pytest.mark.parametrize("homework", HOMEWORKS)
+def test_predict_refuses_the_other_homeworks_sample_file(homework, corpora, tmp_path, capsys):
+    from phonemekit.cli import main
+
+    run(small(homework, corpora, tmp_path / "run", epochs=1))
+    other_rows = "0,AH\n1,AH\n" if homework == "ctc" else "0,-AHAH\n1,SIL\n"  # HW1P2 classes | HW3P2 strings
+    sample = tmp_path / "sample_submission.csv"
+    sample.write_text("id,label\n" + other_rows)
+    assert main(["predict", "--checkpoint", str(tmp_path / "run"), "--root", str(corpora[homework]),
+                 "--out", str(tmp_path / "s.csv"), "--sample", str(sample)]) == 1
+    assert f"sample file {sample}" in capsys.readouterr().err

@@ -61,13 +61,21 @@ def _task(args):
 
 
 def _csv_task(args):
-    """The task a CSV belongs to: --task, else told apart by its contents (said when it is HW3P2's)."""
+    """The task a CSV belongs to: --task, else told apart by the sample file, the test set's
+    counts (with --root or data found) and its labels; said in one line."""
     from .ctc_submit import submission_task
-    from .task import get_task
+    from .task import get_task, tasks
 
     if args.task:
         return get_task(args.task)
-    task = get_task(submission_task(args.file))
+    counts = {}
+    if getattr(args, "n_frames", None) is None:
+        try:
+            root = _resolve_root(getattr(args, "root", None), verbose=False)
+            counts = {t.name: t.count_test(root) for t in tasks().values()}
+        except (FileNotFoundError, ValueError):
+            counts = {}
+    task = get_task(submission_task(args.file, sample=getattr(args, "sample", None), counts=counts))
     print(f"phonemekit: {args.file} reads as an {task.homework} file (task={task.name!r}); --task to choose")
     return task
 
@@ -175,7 +183,12 @@ def cmd_predict(args) -> int:
     if test.n_features != ckpt.get("n_features", test.n_features):
         raise ValueError(f"{args.checkpoint} was trained on {ckpt.get('n_features')} features per frame, the "
                          f"test data in {root} has {test.n_features}: pass --root with the matching data")
-    sample = Path(args.sample) if args.sample else find_sample(root)
+    if args.sample:
+        from .ctc_submit import check_sample
+
+        sample = check_sample(args.sample, task.name, len(test))  # never the other homework's sample
+    else:
+        sample = find_sample(root)
     options = {k: v for k, v in (("beam_width", args.beam_width), ("label_format", args.label_format)) if v is not None}
     t0 = time.perf_counter()
     preds = task.predict(model, test, device=device, batch_size=args.batch_size, **options)
@@ -203,9 +216,9 @@ def _expected_rows(args, task, sample):
     if args.n_frames is not None:
         return args.n_frames, "--n-frames", sample
     if args.root is None and sample is not None:
-        from .submit import _read_csv
+        from .csvfile import count_rows
 
-        return len(_read_csv(sample, what="sample", fix="download the competition's data again")), sample.name, sample
+        return count_rows(sample, "sample"), sample.name, sample
     root = Path(args.root) if args.root else default_root(verbose=False)
     if args.command == "submit" and not args.root and is_demo(root):
         return None, None, sample  # the demo's test set is not Kaggle's: never count rows against it

@@ -116,12 +116,6 @@ def count_rows(path, what: str = "sample") -> int:
     return len(read_csv(path, what=what, fix=SAMPLE_FIX if what == "sample" else "write it again"))
 
 
-def count_answers(folder) -> int:
-    """How many answer files (*.npy) a transcript folder holds: 0 when it is missing or empty."""
-    folder = Path(folder)
-    return sum(1 for _ in folder.glob("*.npy")) if folder.is_dir() else 0
-
-
 # --------------------------------------------------------------------------------------------
 # Checking
 

@@ -277,10 +277,9 @@ def count_test(root, partition: str = "test-clean") -> int:
 
 def has_answers(root, partition: str = "test-clean") -> bool:
     """True when `partition` ships its phoneme sequences; an empty folder is no answers."""
-    from .corpus import has_answers as holds_answers
-    from .sequences import transcript_folder
+    from .ctc_submit import has_ctc_answers
 
-    return root is not None and holds_answers(transcript_folder(root, partition))
+    return has_ctc_answers(root, partition)
 
 
 def answers(config, root, partition: str = "test-clean", stats=None):

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from . import csvfile
-from .csvfile import MISSING, Spec, count_answers, header_names, read_any_separator, read_sample, sample_header
+from .csvfile import MISSING, Spec, header_names, read_any_separator, read_sample, sample_header
 from .decode import beam_decode, frames_to_sequence, greedy_decode, mean_distance
 from .phonemes import CLASSES, CTC_CHARS, to_string
 from .sequences import SequenceLoader, UtteranceDataset
@@ -151,9 +151,10 @@ def score_ctc_submission(path, truth) -> float:
 def has_ctc_answers(root, partition: str = "test-clean") -> bool:
     """True when `partition` ships its phoneme sequences (the demo's test set does; Kaggle's has none):
     a transcript folder with at least one file in it."""
+    from .corpus import has_answers
     from .sequences import transcript_folder
 
-    return root is not None and count_answers(transcript_folder(root, partition)) > 0
+    return root is not None and has_answers(transcript_folder(root, partition))
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,14 +239,18 @@ def _task_of(df: pd.DataFrame) -> str | None:
     return "ctc" if names[-2] == "index" or names[-1].startswith("prediction") else None
 
 
-def submission_task(path, sample=None, n_frames: int | None = None, n_utterances: int | None = None) -> str:
+def submission_task(path, sample=None, n_frames: int | None = None, n_utterances: int | None = None,
+                    counts: dict | None = None) -> str:
     """"ctc" for an HW3P2 CSV, "frames" for an HW1P2 one: what the command line assumes without --task.
 
     Decided by the sample file's labels (when given), else by the row count (when it is exactly
     one of n_frames and n_utterances), else by most labels, else by the header ("frames" when
     nothing tells). A file with a bad character or another separator still goes to its own
-    homework's check, which names the character and its row, or the separator.
+    homework's check, which names the character and its row, or the separator. counts: the same
+    two numbers as {task name: rows}, as phonemekit.task's count_test gives them.
     """
+    if counts:
+        n_frames, n_utterances = counts.get("frames", n_frames), counts.get("ctc", n_utterances)
     if sample is not None:
         task = _task_of(read_sample(sample))
         if task is not None:

@@ -23,7 +23,8 @@ import pandas as pd
 import torch
 
 from . import csvfile
-from .csvfile import Spec, count_answers, header_names, read_sample
+from .corpus import has_test_answers  # noqa: F401  (importable from here too)
+from .csvfile import Spec, header_names, read_sample
 from .kaggle import (  # noqa: F401  (importable from here too, as the notebooks do)
     KAGGLE_MAIN, KAGGLE_MIN_VERSION, KAGGLE_SETTINGS, kaggle_credentials, kaggle_download, kaggle_submit,
 )
@@ -194,12 +195,6 @@ def score_submission(path, labels) -> float:
             raise ValueError(f"label {unknown[0]!r} is not one of the {NUM_CLASSES} classes")
         labels = np.array([INDEX[x] for x in labels])
     return float((got == labels.astype(np.int64)).mean())
-
-
-def has_test_answers(root, partition: str = "test-clean") -> bool:
-    """True when `partition` ships frame labels (the demo corpus does; Kaggle's test set has none):
-    a transcript folder with at least one file in it."""
-    return root is not None and count_answers(Path(root) / partition / "transcript") > 0
 
 
 # --------------------------------------------------------------------------------------------
