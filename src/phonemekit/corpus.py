@@ -421,6 +421,17 @@ def stats_source(root: Path, partition: str, normalize: str, stats, files: list[
     return None, mfcc_files(root, train), train
 
 
+def partition_files(root: Path, partition: str, transcripts, subset: float, subset_seed: int, normalize: str, stats):
+    """What both datasets read first: the paired files (a fixed subset, sorted), checked against
+    the training partition's feature dimension, and the statistics to normalise with (for
+    "global" the training partition's, never dev's or test's own). Returns (mfcc files,
+    transcript files or None, stats, the files the stats come from, the stats' cache key)."""
+    mfcc, tr = utterance_files(root, partition, transcripts, subset, subset_seed)
+    check_feature_dim(root, partition, feature_shape(mfcc[0])[1])
+    stats, stats_files, stats_key = stats_source(root, partition, normalize, stats, mfcc)
+    return mfcc, tr, stats, stats_files, stats_key
+
+
 def build_stats(stats, files, f: int):
     """The statistics a dataset normalises with: the given ones, else those of `files` (from
     stats_source), checked to have f coefficients."""

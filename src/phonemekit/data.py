@@ -139,11 +139,9 @@ class AudioDataset(torch.utils.data.Dataset):
                              out_dtype=out_dtype, verbose=verbose, cache_verify=cache_verify)
 
         transcripts = self.root / partition / "transcript" if self.with_labels else None
-        mfcc, tr = corpus.utterance_files(self.root, partition, transcripts, subset, subset_seed)
-        corpus.check_feature_dim(self.root, partition, corpus.feature_shape(mfcc[0])[1])
+        mfcc, tr, self.stats, self._stats_files, stats_key = corpus.partition_files(
+            self.root, partition, transcripts, subset, subset_seed, normalize, stats)
         self.utterances = [p.stem for p in mfcc]
-        # global statistics come from training data, never from dev/test's own frames
-        self.stats, self._stats_files, stats_key = corpus.stats_source(self.root, partition, normalize, stats, mfcc)
 
         key = cache_dir and cache.dataset_key(
             cache_dir, "frames", self.root, partition, mfcc + (tr or []), self._stats_files,
