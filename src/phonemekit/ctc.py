@@ -23,6 +23,7 @@ from .augment import band_mask
 from .ctc_model import build_ctc_model
 from .data import default_root
 from .decode import beam_decode, greedy_decode, mean_distance
+from .decode import min_ctc_frames
 from .phonemes import BLANK, CTC_PHONEMES, NUM_CTC_CLASSES, to_string
 from .sequences import SequenceLoader, UtteranceDataset
 
@@ -133,15 +134,6 @@ def make_ctc_model(config, meta: dict) -> torch.nn.Module:
         lstm_layers=_get(config, "lstm_layers"), pyramid=_get(config, "pyramid"), dropout=float(dropout),
         locked_dropout=_get(config, "locked_dropout"), head=_get(config, "head"),
     )
-
-
-def min_ctc_frames(y: torch.Tensor, y_lengths: torch.Tensor) -> torch.Tensor:
-    """Fewest model frames that can emit each target: its length plus one blank between each
-    pair of equal neighbours (y (B, S) zero-padded)."""
-    s = y.shape[1]
-    valid = torch.arange(1, s, device=y.device) < y_lengths.to(y.device)[:, None]
-    repeats = ((y[:, 1:] == y[:, :-1]) & valid).sum(1)
-    return y_lengths.to(y.device) + repeats
 
 
 def check_ctc_lengths(model, dataset: UtteranceDataset) -> int:
