@@ -167,13 +167,13 @@ def main():
     ap.add_argument("--only", nargs="+", choices=["padding", "training", "decoding"],
                     help="run these parts only (default: all)")
     ap.add_argument("--epochs", type=int, default=None,
-                    help="epochs of ctc-demo to train for part 3 (default 10; --quick: 3)")
+                    help="epochs of ctc-demo to train for part 3 (default 15; --quick: 3)")
     ap.add_argument("--checkpoint", help="part 3: decode this ctc model's dev output instead of training one")
     ap.add_argument("--utterances", type=int, default=None,
                     help=f"part 3: utterances to decode (default {TEST_UTTERANCES}, the test set; --quick: 32)")
     ap.add_argument("--widths", type=int, nargs="+", default=None, help="part 3: beam widths (default 5 20 50; --quick: 5)")
     args = ap.parse_args()
-    args.epochs = args.epochs or (3 if args.quick else 10)
+    args.epochs = args.epochs or (3 if args.quick else 15)
     args.utterances = args.utterances or (32 if args.quick else TEST_UTTERANCES)
     args.widths = args.widths or ([5] if args.quick else [5, 20, 50])
     parts = args.only or ["padding", "training", "decoding"]
