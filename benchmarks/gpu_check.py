@@ -13,6 +13,9 @@ What it runs, each as a student would, on the demo corpus (data/demo) unless --r
              the same frames and order: the same validation accuracy
   predict    predict() on the GPU agrees with validation on every dev frame
   ctc        HW3P2: fit 2 epochs of the CTC recipe under AMP, greedy and beam decoding
+  beam       HW3P2: torchaudio's cuda_ctc_decoder (the kit's backend="cuda") on a trained model's dev
+             output against the CPU beam (the same strings, or better-scoring ones), and the test set's
+             size (2,620 utterances x 317 frames) decoded at beam 50 (target: 5 s or less)
   bench      the speed benchmark (phonemekit.bench): the kit against the course notebook's pipeline
 Nothing of the CPU test suite depends on it.
 """
@@ -114,6 +117,58 @@ def check_ctc(root, tmp):
             f"beam 5 {len(dev) / (t2 - t1):,.0f} utt/s")
 
 
+def ctc_log_likelihood(lp, lengths, strings):
+    """log P(string | log-probs) under CTC, per utterance (CPU, float64)."""
+    from phonemekit.phonemes import from_string
+
+    targets = [torch.tensor(from_string(s), dtype=torch.long) for s in strings]
+    return -torch.nn.functional.ctc_loss(
+        lp.double().log_softmax(-1).transpose(0, 1), torch.cat(targets), lengths,
+        torch.tensor([len(t) for t in targets]), reduction="none", zero_infinity=False)
+
+
+def check_beam(root, tmp):
+    from phonemekit.ctc_submit import ctc_test_dataset
+    from phonemekit.decode import _cuda_factory, beam_decode
+    from phonemekit.sequences import SequenceLoader
+
+    if _cuda_factory() is None:
+        raise RuntimeError("torchaudio's cuda_ctc_decoder cannot load: install the torchaudio built for this torch")
+    config = load_recipe("ctc-demo").replace(root=str(root), epochs=12, device="cuda", checkpoint_dir=str(tmp / "beam"))
+    run_fit(config)
+    model, config, ckpt = load_checkpoint(tmp / "beam" / "best.pt", device="cuda")
+    dev = ctc_test_dataset(config, root, stats=ckpt.get("stats"), partition="dev-clean")
+    lps = []
+    with torch.inference_mode():
+        for x, xl, *_ in SequenceLoader(dev, 32, shuffle=False, bucketing=False, device="cuda"):
+            lp, ol = model(x, xl)
+            lps += [lp[i, : int(n)].float() for i, n in enumerate(ol)]
+    lengths = torch.tensor([len(x) for x in lps])
+    lp = torch.nn.utils.rnn.pad_sequence(lps, batch_first=True)
+    gpu = beam_decode(lp, lengths, 20, backend="cuda")
+    cpu = beam_decode(lp.cpu(), lengths, 20, backend="cpu", workers=None)
+    s_gpu, s_cpu = ctc_log_likelihood(lp.cpu(), lengths, gpu), ctc_log_likelihood(lp.cpu(), lengths, cpu)
+    differ = [i for i in range(len(gpu)) if gpu[i] != cpu[i]]
+    worse = [i for i in differ if s_gpu[i] < s_cpu[i] - 1e-6 * abs(float(s_cpu[i]))]
+    assert not worse, (f"{len(worse)} of {len(gpu)} GPU strings score below the CPU beam's, e.g. utterance "
+                       f"{worse[0]}: {gpu[worse[0]]!r} {float(s_gpu[worse[0]]):.3f} vs {cpu[worse[0]]!r} "
+                       f"{float(s_cpu[worse[0]]):.3f}")
+    # the test set's size: dev's output laid end to end and cut into 2,620 utterances of 317 frames
+    n, frames = 2620, 317
+    stream = torch.cat(lps)
+    tiled = stream.repeat(-(-n * frames // len(stream)), 1)[: n * frames].reshape(n, frames, -1).contiguous()
+    full = torch.full((n,), frames, device="cuda")
+    beam_decode(tiled[:64], full[:64], 50, backend="cuda")  # warm-up: the decoder's buffers
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = beam_decode(tiled, full, 50, backend="cuda")
+    seconds = time.perf_counter() - t0
+    assert len(out) == n
+    return (f"dev: {len(gpu) - len(differ)}/{len(gpu)} strings as the CPU beam 20, {len(differ)} others scoring "
+            f"as well or better; {n} x {frames} frames at beam 50 in {seconds:.2f} s "
+            f"({'within' if seconds <= 5 else 'OVER'} the 5 s target)")
+
+
 def check_bench(root, tmp):
     from phonemekit.bench import main as bench
 
@@ -124,7 +179,8 @@ def check_bench(root, tmp):
 
 
 CHECKS = {"fp16": check_fp16, "bf16": check_bf16, "resume": check_resume, "compile": check_compile,
-          "resident": check_resident, "predict": check_predict, "ctc": check_ctc, "bench": check_bench}
+          "resident": check_resident, "predict": check_predict, "ctc": check_ctc, "beam": check_beam,
+          "bench": check_bench}
 
 
 def main(argv=None) -> int:

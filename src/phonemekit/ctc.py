@@ -23,6 +23,7 @@ from .ctc_model import MODEL_OPTIONS, build_ctc_model
 from .corpus import check_compatible, default_root
 from .augment import make_augment, mask
 from .decode import beam_decode, greedy_decode, mean_distance
+from .decode import min_ctc_frames
 from .device import autocast, storage_dtype
 from .phonemes import BLANK, CTC_PHONEMES, NUM_CTC_CLASSES, to_string
 from .sequences import SequenceLoader, UtteranceDataset
@@ -84,20 +85,17 @@ def make_ctc_model(config, meta) -> torch.nn.Module:
                            **{k: getattr(config, k) for k in MODEL_OPTIONS})
 
 
-def min_ctc_frames(y: torch.Tensor, y_lengths: torch.Tensor) -> torch.Tensor:
-    """Fewest model frames that can emit each target: its length plus one blank between each
-    pair of equal neighbours (y (B, S) zero-padded)."""
-    s = y.shape[1]
-    valid = torch.arange(1, s, device=y.device) < y_lengths.to(y.device)[:, None]
-    repeats = ((y[:, 1:] == y[:, :-1]) & valid).sum(1)
-    return y_lengths.to(y.device) + repeats
-
-
+<<<<<<< HEAD
 def unalignable(model, dataset: UtteranceDataset) -> torch.Tensor | None:
     """A bool per utterance: the model's output (T' frames) is too short for its transcript.
     None for a model without output_lengths(lengths) (a student's own: then each batch checks)."""
     if not hasattr(model, "output_lengths"):
         return None
+=======
+def check_ctc_lengths(model, dataset: UtteranceDataset) -> int:
+    """How many utterances the model cannot align (T' too short for the transcript); prints
+    the worst. ValueError when that is at least MAX_UNALIGNABLE of them: downsample less."""
+>>>>>>> decode
     y, yl = dataset.batch(torch.arange(len(dataset)))[2:]
     return model.output_lengths(torch.from_numpy(dataset.lengths).long()).cpu() < min_ctc_frames(y, yl)
 
