@@ -85,17 +85,11 @@ def make_ctc_model(config, meta) -> torch.nn.Module:
                            **{k: getattr(config, k) for k in MODEL_OPTIONS})
 
 
-<<<<<<< HEAD
 def unalignable(model, dataset: UtteranceDataset) -> torch.Tensor | None:
     """A bool per utterance: the model's output (T' frames) is too short for its transcript.
     None for a model without output_lengths(lengths) (a student's own: then each batch checks)."""
     if not hasattr(model, "output_lengths"):
         return None
-=======
-def check_ctc_lengths(model, dataset: UtteranceDataset) -> int:
-    """How many utterances the model cannot align (T' too short for the transcript); prints
-    the worst. ValueError when that is at least MAX_UNALIGNABLE of them: downsample less."""
->>>>>>> decode
     y, yl = dataset.batch(torch.arange(len(dataset)))[2:]
     return model.output_lengths(torch.from_numpy(dataset.lengths).long()).cpu() < min_ctc_frames(y, yl)
 
