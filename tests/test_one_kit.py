@@ -404,3 +404,68 @@ def test_predict_refuses_the_other_homeworks_sample_file(homework, corpora, tmp_
     assert main(["predict", "--checkpoint", str(tmp_path / "run"), "--root", str(corpora[homework]),
                  "--out", str(tmp_path / "s.csv"), "--sample", str(sample)]) == 1
     assert f"sample file {sample}" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# HW3P2 prediction: every test row, every core
+
+
+def test_a_one_frame_test_utterance_is_padded_so_a_pyramid_model_still_predicts_it(corpora, tmp_path, capsys):
+    import shutil
+
+    from phonemekit.ctc_submit import predict_ctc, validate_ctc_submission, write_ctc_submission
+    from phonemekit.ctc_model import min_input_frames
+
+    data = tmp_path / "data"
+    shutil.copytree(corpora["ctc"], data)
+    first = sorted((data / "test-clean" / "mfcc").glob("*.npy"))[0]
+    np.save(first, np.load(first)[:1])  # one frame
+    config = small("ctc", corpora, tmp_path / "run", epochs=1, root=str(data), conv_layers=2, conv_stride=2,
+                   pyramid=1)
+    result = run(config)
+    model = result.model.eval()
+    assert min_input_frames(**model.config) > 1
+    test = get_task("ctc").test_dataset(config, data)
+    preds = predict_ctc(model, test, batch_size=2)
+    assert len(preds) == len(test) and "padded with zero frames" in capsys.readouterr().out
+    csv = write_ctc_submission(preds, tmp_path / "s.csv")
+    assert validate_ctc_submission(csv, len(test))
+
+
+@pytest.mark.skipif(not __import__("phonemekit.beam_cpu", fromlist=["available"]).available(),
+                    reason="needs pyctcdecode (pip install --no-deps pyctcdecode pygtrie)")
+def test_a_beam_over_every_core_predicts_the_same_strings_in_file_order(corpora, tmp_path):
+    from phonemekit.ctc_submit import predict_ctc
+
+    result = run(small("ctc", corpora, tmp_path, epochs=2))
+    test = get_task("ctc").test_dataset(result.config, corpora["ctc"])
+    one = predict_ctc(result.model, test, batch_size=3, beam_width=4, workers=1)
+    two = predict_ctc(result.model, test, batch_size=3, beam_width=4, workers=2, bucketing=True)
+    assert one == two and len(one) == len(test)
+
+
+@pytest.mark.skipif(not __import__("phonemekit.beam_cpu", fromlist=["available"]).available(),
+                    reason="needs pyctcdecode (pip install --no-deps pyctcdecode pygtrie)")
+def test_the_decode_command_prints_every_width_with_its_distance_and_the_best(corpora, tmp_path, capsys):
+    from phonemekit.cli import main
+
+    result = run(small("ctc", corpora, tmp_path, epochs=2))
+    assert main(["decode", "--checkpoint", str(tmp_path), "--beam-widths", "1,5", "--root", str(corpora["ctc"]),
+                 "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.strip().split(" ")[0] in ("1", "5")]
+    assert [r[0] for r in rows] == ["1", "5"] and "best width:" in out and "6 utterances" in out
+    from phonemekit.ctc import evaluate_ctc, make_ctc_loaders
+
+    greedy = float(rows[0][rows[0].index("greedy") + 1])
+    model = load_checkpoint(tmp_path)[0]  # the folder's best.pt, as the command read it
+    _, val = make_ctc_loaders(result.config, *get_task("ctc").datasets(result.config, "cpu"), "cpu")
+    assert greedy == pytest.approx(evaluate_ctc(model, val, result.config)["val_dist"], abs=1e-4)
+
+
+def test_the_decode_command_refuses_an_hw1p2_checkpoint(corpora, tmp_path, capsys):
+    from phonemekit.cli import main
+
+    run(small("frames", corpora, tmp_path, epochs=1))
+    assert main(["decode", "--checkpoint", str(tmp_path), "--root", str(corpora["frames"])]) == 1
+    assert "built for HW3P2" in capsys.readouterr().err

@@ -208,6 +208,29 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_decode(args) -> int:
+    """Decode a labelled partition at several beam widths from one run of the model: distance and time each."""
+    from .checkpoint import load_checkpoint
+    from .ctc_submit import sweep_widths
+    from .decode import best_width
+    from .device import resolve_device
+
+    device = resolve_device(args.device)
+    model, config, ckpt = load_checkpoint(args.checkpoint, device=device)
+    task = _task_of_config(config)
+    task.require("decode", "python -m phonemekit decode (a beam-width sweep)")
+    root = _resolve_root(args.root, config.root, trained_on=args.checkpoint)
+    data = task.test_dataset(config, root, stats=ckpt.get("stats"), with_labels=True, partition=args.partition)
+    widths = [int(w) for w in args.beam_widths.replace(" ", "").split(",") if w]
+    table = sweep_widths(model, data, widths, batch_size=args.batch_size or 32, device=device, workers=args.workers)
+    print(f"{args.checkpoint} (epoch {ckpt['epoch']}) on {len(data):,} utterances of {root / args.partition}, "
+          "the model run once:")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}" if v < 100 else f"{v:,.1f}"))
+    best = best_width(table)
+    print(f"best width: {best} (lowest distance; a tie goes to the faster): predict with --beam-width {best}")
+    return 0
+
+
 def _expected_rows(args, task, sample):
     """(rows a CSV must have, where that number comes from, the sample file) for validate and submit."""
     from .data import default_root, find_root, is_demo
@@ -389,6 +412,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "(pyctcdecode; slower, usually a little better)")
     q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
     q.set_defaults(func=cmd_predict)
+
+    q = add("decode", "HW3P2: decode a labelled partition (dev) at several beam widths from one run of a ctc "
+                      "checkpoint; prints the distance, time and utterances/s of each width, and the best")
+    q.add_argument("--checkpoint", required=True, metavar="FILE", help="best.pt or last.pt (or the folder holding them)")
+    q.add_argument("--beam-widths", default="1,5,20,50", metavar="K,K,...", help="the widths to try; 1 is greedy")
+    q.add_argument("--partition", default="dev-clean", help="a partition with its transcripts (default dev-clean)")
+    q.add_argument("--root", metavar="DIR", help="the data folder (default: the checkpoint's, else the data found)")
+    q.add_argument("--batch-size", type=_positive, metavar="N", help="utterances per forward pass (default 32)")
+    q.add_argument("--workers", type=_positive, metavar="N", help="CPU beam processes (default: every core)")
+    q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 or mps")
+    q.set_defaults(func=cmd_decode)
 
     q = add("validate", "check a submission CSV the way Kaggle would (header, row count, id order, labels)")
     q.add_argument("file", metavar="FILE", help="the submission CSV")

@@ -212,10 +212,9 @@ def make_ctc_augment(config):
 
 def check_config(config) -> None:
     """Settings that fail only later otherwise: beam validation without its decoder."""
-    if config.beam_width > 1:
-        from .decode import _beam_backend
+    from .decode import check_beam
 
-        _beam_backend()
+    check_beam(config.beam_width, device=None if config.device == "auto" else config.device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,5 +316,5 @@ TASK = Task(
     own_model=own_model, before_training=before_training, loss=ctc_train_loss, evaluate=evaluate_ctc,
     augment=make_ctc_augment, check_config=check_config, test_dataset=test_dataset, predict=predict,
     write_csv=write_csv, validate_csv=validate_csv, score_csv=score_csv, count_test=count_test,
-    has_answers=has_answers, answers=answers, describe=describe, summary=summary,
+    has_answers=has_answers, answers=answers, describe=describe, summary=summary, tools=frozenset({"decode"}),
 )

@@ -35,34 +35,111 @@ _ALLOWED = set(CTC_CHARS[1:])  # every phoneme character; the blank (" ") never 
 
 
 def predict_ctc(model, dataset: UtteranceDataset, batch_size: int = 32, device=None, beam_width: int = 1,
-                amp_dtype=None, bucketing: bool = False) -> list[str]:
+                amp_dtype=None, bucketing: bool = False, workers=None, backend: str = "auto",
+                progress: bool = False) -> list[str]:
     """The predicted string of every utterance of `dataset`, in its (sorted file) order.
 
     Eval mode, inference mode, the model put back in the mode it was in. beam_width=1: greedy.
-    bucketing=True batches utterances of similar length (less padding); the strings still come
-    back in file order.
+    A beam runs on the GPU where torchaudio's cuda_ctc_decoder can (a batch per call), else on
+    every CPU core (workers=None; phonemekit.decode.beam_decode), the model run once over the
+    whole set first. bucketing=True batches utterances of similar length (less padding); the
+    strings still come back in file order. An utterance shorter than the model can downsample
+    (a 1-frame test file and a pyramid) is padded with zero frames (the normalised mean) to the
+    fewest it needs, and said so: every test row gets a prediction.
     """
+    from . import beam_cpu
+    from .decode import check_beam
+
+    kind = check_beam(beam_width, backend, model_device(model, device))
     device = model_device(model, device)
     loader = SequenceLoader(dataset, batch_size, shuffle=False, bucketing=False, device=device)
     order = torch.arange(len(dataset))
     if bucketing:  # the loader serves a test set only in file order: hand it the batches by length
         order = torch.sort(torch.from_numpy(np.asarray(dataset.lengths)), stable=True).indices
         loader.batches = lambda: list(order.split(batch_size))
-    out = []
+    shortest = _shortest_input(model, dataset)
+    out, arrays = [], []
     with evaluating(model):
         for batch in loader:
             x, xl = batch[0], batch[1]
+            if shortest is not None and int(xl.min()) < shortest:
+                x, xl = _pad_short(x, xl, shortest)
             amp = torch.amp.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
             with amp:
                 log_probs, out_lengths = model(x, xl)
-            out += (beam_decode(log_probs, out_lengths, beam_width) if beam_width > 1
-                    else greedy_decode(log_probs, out_lengths))
+            if kind == "greedy":
+                out += greedy_decode(log_probs, out_lengths)
+            elif kind == "cuda":
+                out += beam_decode(log_probs, out_lengths, beam_width, backend="cuda")
+            else:  # one pool of CPU workers for the whole set, after the model has run
+                lp = log_probs.float().log_softmax(-1).cpu().numpy()
+                arrays += [lp[i, :t] for i, t in enumerate(out_lengths.cpu().tolist())]
+    if kind == "cpu":
+        n = beam_cpu.resolve_workers(workers, len(arrays))
+        print(f"phonemekit: beam search (width {beam_width}) of {len(arrays):,} utterances on the CPU with "
+              f"pyctcdecode, {f'{n} worker processes' if n > 1 else 'in this process'}")
+        out = beam_cpu.decode_arrays(arrays, beam_width, workers=n, progress=progress)
     if len(out) != len(dataset):
         raise RuntimeError(f"predicted {len(out)} utterances for a dataset of {len(dataset)}")
     in_file_order = [""] * len(out)
     for i, p in zip(order.tolist(), out):
         in_file_order[i] = p
     return in_file_order
+
+
+def _shortest_input(model, dataset) -> int | None:
+    """The fewest input frames the kit's model needs for one output frame, when some utterance of
+    `dataset` is shorter (said once); None otherwise or for a model the kit did not build."""
+    from .ctc_model import min_input_frames
+
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict) or not len(dataset):
+        return None
+    need = min_input_frames(**config)
+    short = int((np.asarray(dataset.lengths) < need).sum())
+    if not short:
+        return None
+    print(f"phonemekit: {short} utterance(s) of {dataset.partition} are shorter than the {need} frames this model "
+          "needs for one output frame: padded with zero frames (the normalised mean) to that length")
+    return need
+
+
+def _pad_short(x: torch.Tensor, lengths: torch.Tensor, need: int):
+    if x.shape[1] < need:
+        x = torch.nn.functional.pad(x, (0, 0, 0, need - x.shape[1]))
+    return x, lengths.clamp(min=need)
+
+
+def log_probs_of(model, dataset: UtteranceDataset, batch_size: int = 32, device=None):
+    """The model run once over `dataset` in file order: ([log-prob batches (B, T', 41), on the
+    model's device], [their output lengths]), for decoding the same output several ways (beam_sweep)."""
+    device = model_device(model, device)
+    shortest = _shortest_input(model, dataset)
+    batches, lengths = [], []
+    with evaluating(model):
+        for batch in SequenceLoader(dataset, batch_size, shuffle=False, bucketing=False, device=device):
+            x, xl = batch[0], batch[1]
+            if shortest is not None and int(xl.min()) < shortest:
+                x, xl = _pad_short(x, xl, shortest)
+            log_probs, out_lengths = model(x, xl)
+            batches.append(log_probs.float())
+            lengths.append(out_lengths)
+    return batches, lengths
+
+
+def sweep_widths(model, dataset: UtteranceDataset, widths=(1, 5, 20, 50), batch_size: int = 32, device=None,
+                 workers=None, backend: str = "auto", progress: bool = False):
+    """Decode a labelled partition (dev) at several beam widths from one run of the model: a
+    DataFrame with, per width, the mean Levenshtein distance, seconds and utterances/s
+    (phonemekit.decode.beam_sweep); phonemekit.decode.best_width picks the width to use."""
+    from .decode import beam_sweep, check_beam
+
+    device = model_device(model, device)
+    for w in widths:  # every width checked before the model runs
+        check_beam(w, backend, device)
+    batches, lengths = log_probs_of(model, dataset, batch_size, device)
+    return beam_sweep(batches, lengths, answers(dataset), widths, workers=workers, backend=backend,
+                      progress=progress)
 
 
 def ctc_test_dataset(config, root=None, stats=None, with_labels=None, partition: str = "test-clean") -> UtteranceDataset:
