@@ -111,12 +111,19 @@ def test_the_frame_baseline_scores_an_hw1p2_model_with_the_hw3p2_metric(frame_ru
     assert frame_baseline(frame_run, DEMO_ROOT) == pytest.approx(from_file)
     model, config, _ = load_checkpoint(best)
     assert frame_baseline(model, DEMO_ROOT, config=config) == pytest.approx(from_file)
-    preds, utterances = frame_sequences(best, DEMO_ROOT)
     truth = UtteranceDataset(DEMO_ROOT, "dev-clean", with_labels=True)
-    assert utterances == truth.utterances
-    assert from_file == pytest.approx(mean_distance(preds, answers(truth)))
+    by_run = {}
+    for m in range(1, 9):
+        preds, utterances = frame_sequences(best, DEMO_ROOT, min_run=m)
+        assert utterances == truth.utterances
+        by_run[m] = mean_distance(preds, answers(truth))
+    # min_run is chosen on dev by default: the best of 1..8, and it says which
+    assert from_file.min_run == min(by_run, key=lambda m: (by_run[m], m)) and from_file.chosen_on == "dev-clean"
+    assert from_file == pytest.approx(by_run[from_file.min_run]) and from_file <= by_run[1]
     empty = mean_distance([""] * len(truth), answers(truth))
-    assert 0 < from_file and frame_baseline(best, DEMO_ROOT, min_run=3) < empty
+    assert 0 < from_file < empty and frame_baseline(best, DEMO_ROOT, min_run=3) == pytest.approx(by_run[3])
+    on_test = frame_baseline(best, DEMO_ROOT, "test-clean")  # chosen on dev, scored on test
+    assert on_test.min_run == from_file.min_run and on_test.chosen_on == "dev-clean"
     with pytest.raises(ValueError, match="needs the model's config"):
         frame_baseline(model, DEMO_ROOT)
 

@@ -81,13 +81,21 @@ def test_notebook_runs_top_to_bottom_and_ends_with_a_valid_submission(nb, tmp_pa
         assert (run / plot).stat().st_size > 10_000, plot
     assert (tmp_path / "runs" / "frames-smoke" / "best.pt").is_file()  # the HW1P2 baseline was trained
     out = stdout(ran)
-    for line in ("recipe 'ctc-smoke'", "padding ratio of an epoch, bucketing=True", "greedy", "beam 10",
+    for line in ("recipe 'ctc-smoke'", "padding ratio of an epoch, bucketing=True", "greedy", "best width",
                  "HW1P2 frame baseline", "demo test distance", "submission: "):
         assert line in out, line
 
     # a second run (after a crash, a disconnect) resumes the same run instead of starting over
-    upto = next(i for i, c in enumerate(nb.cells) if "result = fit(" in c.source)
+    upto = next(i for i, c in enumerate(nb.cells) if "result = pk.fit(" in c.source)
     again = copy.deepcopy(nb)
     again.cells = again.cells[: upto + 1]
     out = stdout(execute(again, tmp_path, monkeypatch))
     assert "resuming from" in out and "starting a fresh run" not in out
+
+
+def test_the_notebook_imports_the_kit_from_at_most_four_modules(nb):
+    import re
+
+    text = "\n".join(c.source for c in code_cells(nb))
+    modules = set(re.findall(r"^\s*(?:from|import) (phonemekit[\w.]*)", text, flags=re.M))
+    assert modules and len(modules) <= 4, modules

@@ -29,6 +29,12 @@ from .phonemes import BLANK, CTC_PHONEMES, NUM_CTC_CLASSES, to_string
 from .sequences import SequenceLoader, UtteranceDataset
 from .task import Task
 
+# what the HW3P2 notebook uses beside the engine (phonemekit's top level), importable from here in one line
+from .ctc_model import count_params, ctc_summary  # noqa: E402,F401
+from .ctc_submit import answers as strings_of, frame_baseline, sweep_widths  # noqa: E402,F401
+from .decode import best_width  # noqa: E402,F401
+from .sequences import padding_ratio  # noqa: E402,F401
+
 # a batch where at least this share of utterances cannot be aligned is a model/data mismatch
 MAX_UNALIGNABLE = 0.5
 # before training: more than this share of the training (or dev) utterances unalignable is refused

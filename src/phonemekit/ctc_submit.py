@@ -238,13 +238,11 @@ def has_ctc_answers(root, partition: str = "test-clean") -> bool:
 # The frame-model baseline: an HW1P2 model scored with the HW3P2 metric
 
 
-def frame_sequences(model, root=None, partition: str = "dev-clean", config=None, stats=None,
-                    min_run: int = 1, device=None) -> tuple[list[str], list[str]]:
-    """(one predicted string per utterance of `partition`, its utterance ids) from an HW1P2 frame
-    model: each frame's class, runs collapsed, [SIL] kept (HW3P2's transcripts have it at the ends
-    and at pauses). `model`: a checkpoint file or run folder, a FitResult, or an nn.Module with
-    the `config` it was trained with. min_run: runs shorter than this many frames are dropped first.
-    """
+MIN_RUNS = range(1, 9)  # the min_run values frame_baseline tries on dev
+
+
+def _frame_classes(model, root, partition, config=None, stats=None, device=None):
+    """(each frame's predicted class, utterance offsets, utterance ids) of an HW1P2 model on a partition."""
     from .checkpoint import load_checkpoint
     from .data import AudioDataset
     from .submit import predict
@@ -263,21 +261,59 @@ def frame_sequences(model, root=None, partition: str = "dev-clean", config=None,
         stats = (np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32))
     frames = AudioDataset(root, partition, context=config.context, normalize=config.normalize,
                           boundary=config.boundary, with_labels=False, stats=stats)
-    classes = predict(model, frames, device=device)
-    return frames_to_sequence(classes, frames.offsets, min_run=min_run), list(frames.utterances)
+    return predict(model, frames, device=device), frames.offsets, list(frames.utterances)
+
+
+def frame_sequences(model, root=None, partition: str = "dev-clean", config=None, stats=None,
+                    min_run: int = 1, device=None) -> tuple[list[str], list[str]]:
+    """(one predicted string per utterance of `partition`, its utterance ids) from an HW1P2 frame
+    model: each frame's class, runs collapsed, [SIL] kept (HW3P2's transcripts have it at the ends
+    and at pauses). `model`: a checkpoint file or run folder, a FitResult, or an nn.Module with
+    the `config` it was trained with. min_run: runs shorter than this many frames are dropped first.
+    """
+    classes, offsets, utterances = _frame_classes(model, root, partition, config, stats, device)
+    return frames_to_sequence(classes, offsets, min_run=min_run), utterances
+
+
+class FrameBaseline(float):
+    """A mean distance that also says which min_run gave it (.min_run) and on which partition it was chosen."""
+
+    min_run: int
+    chosen_on: str | None
 
 
 def frame_baseline(model, root=None, partition: str = "dev-clean", config=None, stats=None,
-                   min_run: int = 1, device=None) -> float:
+                   min_run: int | None = None, device=None, choose_on: str = "dev-clean",
+                   verbose: bool = True) -> FrameBaseline:
     """Mean Levenshtein distance of an HW1P2 frame model on `partition`, read as HW3P2 answers
-    (frame_sequences): the number a CTC model should beat. `model` as in frame_sequences."""
-    preds, utterances = frame_sequences(model, root, partition, config=config, stats=stats, min_run=min_run,
-                                        device=device)
-    truth = UtteranceDataset(root, partition, with_labels=True)
-    if truth.utterances != utterances:
-        raise ValueError(f"{partition} in {truth.root} lists other utterances for the sequences than for the "
-                         "frames: mfcc/ and the transcript folders must hold the same files")
-    return mean_distance(preds, answers(truth))
+    (frame_sequences): the number a CTC model should beat. `model` as in frame_sequences.
+
+    min_run=None (the default) picks it on `choose_on` (dev): the value of MIN_RUNS with the
+    lowest distance there (frame models flicker; dropping one-frame runs can halve the distance,
+    and min_run=1 can score worse than predicting nothing), then scores `partition` with it and
+    says which it chose. The result is a float with .min_run."""
+    def distances(part, runs):
+        classes, offsets, utterances = _frame_classes(model, root, part, config, stats, device)
+        truth = UtteranceDataset(root, part, with_labels=True)
+        if truth.utterances != utterances:
+            raise ValueError(f"{part} in {truth.root} lists other utterances for the sequences than for the "
+                             "frames: mfcc/ and the transcript folders must hold the same files")
+        true = answers(truth)
+        return {m: mean_distance(frames_to_sequence(classes, offsets, min_run=m), true) for m in runs}
+
+    chosen_on = None
+    if min_run is None:
+        on_dev = distances(choose_on, MIN_RUNS)
+        min_run, chosen_on = min(on_dev, key=lambda m: (on_dev[m], m)), choose_on
+        if verbose:
+            print(f"phonemekit: frame baseline: min_run={min_run} chosen on {choose_on} "
+                  f"(distance {on_dev[min_run]:.3f}; min_run=1 gives {on_dev[1]:.3f})")
+        value = on_dev[min_run] if partition == choose_on else distances(partition, [min_run])[min_run]
+    else:
+        value = distances(partition, [min_run])[min_run]
+    result = FrameBaseline(value)
+    result.min_run, result.chosen_on = min_run, chosen_on
+    return result
 
 
 # --------------------------------------------------------------------------------------------
