@@ -469,3 +469,14 @@ def test_the_decode_command_refuses_an_hw1p2_checkpoint(corpora, tmp_path, capsy
     run(small("frames", corpora, tmp_path, epochs=1))
     assert main(["decode", "--checkpoint", str(tmp_path), "--root", str(corpora["frames"])]) == 1
     assert "built for HW3P2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("homework", HOMEWORKS)
+def test_best_val_acc_is_an_accuracy_or_says_where_the_score_is(homework, corpora, tmp_path):
+    result = run(small(homework, corpora, tmp_path, epochs=1))
+    assert result.metric == get_task(homework).metric
+    if result.metric == "val_acc":
+        assert result.best_val_acc == result.best
+    else:  # a distance is never handed out under an accuracy's name
+        with pytest.raises(AttributeError, match="read .best"):
+            result.best_val_acc
