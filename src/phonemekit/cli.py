@@ -362,6 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name, help_, **kw):
         return sub.add_parser(name, help=help_, description=help_, formatter_class=_Formatter, **kw)
 
+    def csv_task(q):
+        q.add_argument("--task", choices=TASK_NAMES,
+                       help="frames (HW1P2: a class per test frame) or ctc (HW3P2: a phoneme string per test "
+                            "utterance); default: told apart by the sample file, the test set's row counts and the "
+                            "file's labels")
+
     def config_args(q):
         q.add_argument("--config", required=True, metavar="FILE",
                        help="a recipe name (python -m phonemekit recipes lists them), a .yaml/.json config "
@@ -432,9 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--sample", metavar="CSV", help="sample_submission.csv: the header must match it")
     q.add_argument("--header", metavar="ID,LABEL", help="the expected header when there is no sample (default "
                    "id,label; HW3P2 index,label)")
-    q.add_argument("--task", choices=TASK_NAMES,
-                   help="frames (HW1P2: a class per test frame) or ctc (HW3P2: a phoneme string per test "
-                        "utterance); default: told apart by the file's labels")
+    csv_task(q)
     q.set_defaults(func=cmd_validate)
 
     q = add("score", "frame accuracy (HW1P2) or mean Levenshtein distance (HW3P2) of a submission CSV against "
@@ -442,9 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("file", metavar="FILE", help="the submission CSV")
     q.add_argument("--root", metavar="DIR", help="a corpus with <partition>/transcript/ (default: the data found)")
     q.add_argument("--partition", default="test-clean", help="the partition the CSV predicts")
-    q.add_argument("--task", choices=TASK_NAMES,
-                   help="frames (HW1P2: a class per test frame) or ctc (HW3P2: a phoneme string per test "
-                        "utterance); default: told apart by the file's labels")
+    csv_task(q)
     q.set_defaults(func=cmd_score)
 
     q = add("download", "download and unzip a Kaggle competition's data (needs Kaggle credentials)")
@@ -461,9 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-frames", type=_positive, metavar="N", help="the number of rows expected: test frames (HW1P2) or test utterances (HW3P2)")
     g.add_argument("--root", metavar="DIR", help="count the test frames in DIR/test-clean (default: Kaggle data in ./data)")
     q.add_argument("--sample", metavar="CSV", help="sample_submission.csv: the header must match it")
-    q.add_argument("--task", choices=TASK_NAMES,
-                   help="frames (HW1P2: a class per test frame) or ctc (HW3P2: a phoneme string per test "
-                        "utterance); default: told apart by the file's labels")
+    csv_task(q)
     q.set_defaults(func=cmd_submit)
 
     for name, (module, func, help_) in DELEGATED.items():
