@@ -480,3 +480,17 @@ def test_best_val_acc_is_an_accuracy_or_says_where_the_score_is(homework, corpor
     else:  # a distance is never handed out under an accuracy's name
         with pytest.raises(AttributeError, match="read .best"):
             result.best_val_acc
+
+
+@pytest.mark.parametrize("homework", HOMEWORKS)
+def test_plateau_with_restarts_cuts_on_a_plateau_and_restarts_each_cycle(homework, corpora, tmp_path):
+    task = get_task(homework)
+    sign = 1 if task.higher_is_better else -1
+    config = small(homework, corpora, tmp_path, scheduler="plateau-restarts", plateau_patience=0, restart_epochs=3,
+                   epochs=9)
+    flat = [{"epoch": e + 1, task.metric: 0.5 - sign * 0.01 * e} for e in range(8)]  # never better after epoch 1
+    lrs = [schedule.lr_at(config, e, 0, 10, flat[:e], None) for e in range(8)]
+    f = config.plateau_factor
+    # cycle 1 (epochs 0-2): cut after epoch 2's worse score; cycle 2 (3-5) and 3 (6-8) start at lr again
+    assert lrs == pytest.approx([config.lr, config.lr, config.lr * f, config.lr, config.lr, config.lr * f,
+                                 config.lr, config.lr])

@@ -45,7 +45,8 @@ TASK_SETTINGS = {
             "head_norm", "beam_width"),
 }
 OPTIMIZERS = ("sgd", "nesterov", "rmsprop", "adam", "adamw")
-SCHEDULERS = ("none", "step", "multistep", "exponential", "cosine", "cosine-restarts", "plateau", "onecycle")
+SCHEDULERS = ("none", "step", "multistep", "exponential", "cosine", "cosine-restarts", "plateau",
+              "plateau-restarts", "onecycle")
 AMP_MODES = ("auto", "fp16", "bf16", "off")
 STORAGE_DTYPES = ("auto", "float32", "float16")
 WANDB_MODES = ("online", "offline", "disabled")
@@ -114,7 +115,7 @@ class Config:
     momentum: float = 0.9  # sgd, nesterov, rmsprop
     weight_decay: float = 1e-2
     # the lr is a function of the step (phonemekit.schedule.lr_at): warm-up, then one of
-    # none | step | multistep | exponential | cosine | cosine-restarts | plateau | onecycle
+    # none | step | multistep | exponential | cosine | cosine-restarts | plateau | plateau-restarts | onecycle
     scheduler: str = "cosine"
     step_size: int = 5  # step: epochs between cuts
     gamma: float = 0.5  # step / multistep: factor per cut; exponential: factor per epoch
@@ -123,8 +124,8 @@ class Config:
     plateau_factor: float = 0.5
     plateau_patience: int = 2
     onecycle_pct_start: float = 0.3
-    restart_epochs: int = 10  # cosine-restarts: length of the first cycle, in epochs
-    restart_mult: int = 1  # cosine-restarts: each cycle this many times longer than the last
+    restart_epochs: int = 10  # cosine-restarts, plateau-restarts: length of the first cycle, in epochs
+    restart_mult: int = 1  # cosine-restarts, plateau-restarts: each cycle this many times longer than the last
     warmup_epochs: int = 0  # linear warm-up, per batch, before the schedule takes over
     label_smoothing: float = 0.0
     class_weights: str | None = None  # None | balanced (1 / frequency) | sqrt (1 / sqrt(frequency))

@@ -21,6 +21,9 @@ Shape of the schedule:
   cosine-restarts  the same within cycles of restart_epochs, each restart_mult times longer
   plateau       lr * plateau_factor ** (cuts): a cut after plateau_patience epochs without a
                 better validation score (as ReduceLROnPlateau, watching the right direction)
+  plateau-restarts  plateau within cycles of restart_epochs (each restart_mult times longer): at
+                each restart the lr goes back to lr and the plateau starts watching afresh, as the
+                best public HW3P2 solutions restart it
   onecycle      up from lr/25 to lr over onecycle_pct_start of the run, then down to lr/25e4
 - SWA (swa_start with swa_lr): from epoch swa_start on the lr anneals (cosine, over
   SWA_ANNEAL_EPOCHS) from the scheduled value to swa_lr, then stays there.
@@ -72,6 +75,12 @@ def _scheduled(config, epoch, step, steps, history, metric) -> float:
         return _cosine(config.min_lr, lr, (progress - start) / length)
     if name == "plateau":
         return max(config.min_lr, lr * config.plateau_factor ** plateau_cuts(config, history, metric))
+    if name == "plateau-restarts":
+        length, start = config.restart_epochs, 0
+        while whole >= start + length:  # the cycle this epoch is in
+            start, length = start + length, length * config.restart_mult
+        cycle = [r for r in history if r["epoch"] > warm + start]
+        return max(config.min_lr, lr * config.plateau_factor ** plateau_cuts(config, cycle, metric))
     if name == "onecycle":
         return _onecycle(lr, (epoch * steps + step) / (config.epochs * steps), config.onecycle_pct_start)
     raise ValueError(f"scheduler={name!r} has no lr formula")
