@@ -509,7 +509,10 @@ def pick_recipe(name: str = "auto", root=None, task: str = "frames"):
 
     from .data import default_root, find_root, is_demo
 
-    gpu_recipe, cpu_recipe = {"frames": ("strong", "cpu-demo"), "ctc": ("ctc-strong", "ctc-demo")}[task]
+    from .task import get_task
+
+    task = get_task(task)
+    gpu_recipe, cpu_recipe = task.recipes
     root = find_root(root) if root is not None else default_root(verbose=False)
     demo, gpu = is_demo(root), torch.cuda.is_available()
     where = "the demo corpus" if demo else f"the data in {root}"
@@ -524,8 +527,7 @@ def pick_recipe(name: str = "auto", root=None, task: str = "frames"):
                else "no GPU and no Kaggle data (only the demo corpus)")
         return (load_recipe(cpu_recipe, root=str(root)),
                 f"phonemekit: {why}, so RECIPE='auto' picks the CPU-sized recipe {cpu_recipe!r} on it")
-    # a CPU trains ~1,000 utterances' frames a second for the MLP but only a few whole utterances for CTC
-    share = 0.005 if task == "ctc" else 0.02
+    share = task.cpu_share
     config = load_recipe(cpu_recipe, root=str(root), subset=share, val_subset=0.1)
     return config, (f"phonemekit: no GPU, so RECIPE='auto' picks the CPU-sized recipe {cpu_recipe!r} on {share:.1%} of "
                     f"{where}; choose RECIPE={gpu_recipe!r} on a GPU for a real run")
