@@ -275,7 +275,8 @@ def guard_run_folder(directory: Path, resume, overwrite: bool, verbose: bool = T
         held = f" (trained to epoch {epoch})" if epoch else ""
         raise FileExistsError(
             f"{directory} already holds a run{held}: resume it (resume=True, --resume, RESUME = True in the "
-            "notebook), or replace it (overwrite=True, --overwrite), or train in another checkpoint_dir")
+            "notebook), or replace it (overwrite=True, --overwrite), or train in another checkpoint_dir (a new "
+            "RUN_NAME in the notebook)")
     for path in [*(directory / n for n in RUN_FILES), *directory.glob("epoch-*.pt")]:
         path.unlink(missing_ok=True)
     if verbose:
