@@ -494,3 +494,22 @@ def test_plateau_with_restarts_cuts_on_a_plateau_and_restarts_each_cycle(homewor
     # cycle 1 (epochs 0-2): cut after epoch 2's worse score; cycle 2 (3-5) and 3 (6-8) start at lr again
     assert lrs == pytest.approx([config.lr, config.lr, config.lr * f, config.lr, config.lr, config.lr * f,
                                  config.lr, config.lr])
+
+
+@pytest.mark.parametrize("homework", HOMEWORKS)
+def test_a_cache_dir_or_a_csv_below_a_file_names_the_setting(homework, corpora, tmp_path):
+    (tmp_path / "file").write_text("x")
+    config = small(homework, corpora, tmp_path / "run", cache_dir=str(tmp_path / "file" / "cache"))
+    with pytest.raises(ValueError, match="cache_dir=.*is a file"):
+        get_task(homework).datasets(config, "cpu")
+    with pytest.raises(ValueError, match="is a file, not a folder.*--out"):
+        get_task(homework).write_csv(["-"] * 3 if homework == "ctc" else [0, 1, 2], tmp_path / "file" / "s.csv")
+
+
+def test_beam_validation_without_its_decoder_fails_before_the_first_epoch(corpora, tmp_path, monkeypatch):
+    from phonemekit import beam_cpu
+
+    monkeypatch.setattr(beam_cpu, "available", lambda: False)
+    with pytest.raises(ImportError, match="beam_width=3 needs pyctcdecode"):
+        run(small("ctc", corpora, tmp_path, beam_width=3))
+    assert not (tmp_path / "last.pt").exists()  # not one epoch trained for nothing

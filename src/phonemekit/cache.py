@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .corpus import make_dir
+
 VERSION = 4
 BLOCK = 1 << 20  # bytes per checksum
 SAMPLE_BLOCKS = 16  # checked on each load, per array
@@ -77,7 +79,7 @@ def fingerprint(files, cache_dir: Path) -> str:
             data = p.read_bytes()
             h.update(f"{p.parent.name}/{p.name}:{len(data)}:{zlib.crc32(data)};".encode())
         known = {**dict(list(known.items())[-99:]), stamp: h.hexdigest()}  # the 100 latest
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(cache_dir, "cache_dir")
         tmp = cache_dir / f".{FINGERPRINTS}.{uuid.uuid4().hex}"
         tmp.write_text(json.dumps(known))
         os.replace(tmp, cache_dir / FINGERPRINTS)  # in one step: another process may be reading it
@@ -168,7 +170,7 @@ def save(cache_dir: Path, key, arrays: dict) -> dict | None:
     """Write the arrays as the cache of key; return them memory-mapped from it (None if that fails)."""
     cache_dir = Path(cache_dir)
     d = cache_path(cache_dir, key)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(cache_dir, "cache_dir")
     tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.build-", dir=cache_dir))
     try:
         manifest = {"key": key, "arrays": {}}

@@ -247,18 +247,6 @@ def seed_everything(seed: int) -> None:
 RUN_FILES = ("last.pt", "best.pt", "avg.pt", "ema.pt", "swa.pt")
 
 
-def make_dir(directory: Path, setting: str = "checkpoint_dir") -> Path:
-    """mkdir -p, with an error that names the setting when a part of the path is a file."""
-    directory = Path(directory).expanduser()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        part = next((p for p in [directory, *directory.parents] if p.exists() and not p.is_dir()), directory)
-        raise ValueError(f"{setting}={str(directory)!r}: {part} is a file, not a folder; choose another "
-                         f"{setting}") from None
-    return directory
-
-
 def holds_run(directory: Path) -> bool:
     """True when the folder holds a run's checkpoint (last.pt or best.pt)."""
     return any((Path(directory) / name).is_file() for name in ("last.pt", "best.pt"))

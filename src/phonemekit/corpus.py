@@ -528,3 +528,15 @@ def has_answers(folder) -> bool:
 def has_test_answers(root, partition: str = "test-clean") -> bool:
     """True for a corpus that ships test transcripts (the demo corpus), which Kaggle's data does not."""
     return root is not None and has_answers(Path(root) / partition / "transcript")
+
+
+def make_dir(directory: Path, setting: str = "checkpoint_dir", fix: str | None = None) -> Path:
+    """mkdir -p, with an error that names the setting (and the fix) when a part of the path is a file."""
+    directory = Path(directory).expanduser()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        part = next((p for p in [directory, *directory.parents] if p.exists() and not p.is_dir()), directory)
+        raise ValueError(f"{setting}={str(directory)!r}: {part} is a file, not a folder; "
+                         f"{fix or f'choose another {setting}'}") from None
+    return directory

@@ -18,6 +18,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .corpus import make_dir
+
 # pandas.read_csv's default na_values (the same from pandas 1.x to 3.x) and the empty cell
 MISSING = frozenset(["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
                      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"])
@@ -227,7 +229,7 @@ def write(path, labels, header) -> Path:
     """header, then row i: the id i and labels[i]."""
     header = header_names(header)
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent, "the CSV's folder", f"write {path.name} somewhere else (--out on the command line)")
     # index=False: pandas' own index column is the classic extra-column rejection
     pd.DataFrame({header[0]: np.arange(len(labels)), header[1]: labels}).to_csv(path, index=False)
     return path

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from . import checkpoint, distributed, schedule
 from .averaging import averaging_callbacks
 from .checkpoint import load_checkpoint, make_model, seed_everything  # noqa: F401  (the public names)
+from .corpus import make_dir
 from .config import (  # noqa: F401  (phonemekit.train.Config etc. keep working)
     AMP_MODES, OPTIMIZERS, SCHEDULERS, Config, apply_overrides, load_recipe, recipes,
 )
@@ -385,7 +386,7 @@ def build_run(config, ddp, model, datasets, augment, callbacks, progress, verbos
     loss = task.loss(config, train_ds, device)
     augment = task.augment(config) if augment is None else (augment or None)
     ckpt_dir = Path(config.checkpoint_dir).expanduser()
-    checkpoint.make_dir(ckpt_dir, "checkpoint_dir")
+    make_dir(ckpt_dir, "checkpoint_dir")
     progress = default_progress() if progress is None else progress
     run = Run(config=config, task=task, device=device, amp_dtype=amp_dtype, ddp=ddp, model=model,
               step_model=step_model, eval_model=model if ddp is not None else step_model,
