@@ -172,12 +172,18 @@ def _targets(y: torch.Tensor, yl: torch.Tensor) -> list[str]:
 def evaluate_ctc(model, loader, config=None, amp_dtype=None, beam_width: int | None = None) -> dict:
     """{"val_loss": mean CTC loss per alignable utterance, "val_dist": mean Levenshtein distance}
     over the loader, in eval mode and fp32 (greedy decoding; beam search when beam_width, else
-    config.beam_width, is > 1). An utterance the model cannot align is scored by its distance but
-    left out of the loss (its loss is not 0: it is undefined); with none alignable the loss is NaN."""
+    config.beam_width, is > 1: on the GPU a batch at a time where torchaudio's decoder can, else
+    once for the whole set on every CPU core). An utterance the model cannot align is scored by its
+    distance but left out of the loss (its loss is not 0: it is undefined); with none alignable
+    the loss is NaN."""
+    from . import beam_cpu
+    from .decode import check_beam
+
     beam = int(beam_width or getattr(config, "beam_width", 1) or 1)
     was_training = model.training
     model.eval()
     loss_sum, scored, n, dist_sum = 0.0, 0, 0, 0.0
+    pending, truths = [], []  # the CPU beam's inputs, decoded once after the model has run
     try:
         with torch.inference_mode():
             for x, xl, y, yl in loader:
@@ -189,11 +195,19 @@ def evaluate_ctc(model, loader, config=None, amp_dtype=None, beam_width: int | N
                         reduction="sum")
                     loss_sum += float(loss)
                     scored += int(ok.sum())
+                n += len(y)
+                if beam > 1 and check_beam(beam, "auto", log_probs.device) == "cpu":
+                    lp = log_probs.float().log_softmax(-1).cpu().numpy()
+                    pending += [lp[i, :t] for i, t in enumerate(out_lengths.cpu().tolist())]
+                    truths += _targets(y, yl)
+                    continue
                 preds = beam_decode(log_probs, out_lengths, beam) if beam > 1 else greedy_decode(log_probs, out_lengths)
                 dist_sum += mean_distance(preds, _targets(y, yl)) * len(y)
-                n += len(y)
     finally:
         model.train(was_training)
+    if pending:
+        preds = beam_cpu.decode_arrays(pending, beam, workers=beam_cpu.resolve_workers(None, len(pending)))
+        dist_sum += mean_distance(preds, truths) * len(truths)
     if n == 0:
         raise ValueError("the validation loader served no utterances")
     return {"val_loss": loss_sum / scored if scored else float("nan"), "val_dist": dist_sum / n}
