@@ -47,6 +47,8 @@ MODULES = {
 
 # mutmut's exit codes, as its own report reads them
 KILLED, SURVIVED, TIMEOUT = {1, 3, 37}, {0, 5, 33}, {24, -24, 36, 152, 255}
+# what the tests read besides src/ (the demo corpus, the tools they run)
+COPIED = ["src", "tests", "data", "tools"]
 SAMPLE_DIGITS = {2: "[02468]", 5: "[05]", 10: "0"}
 
 
@@ -54,6 +56,7 @@ def _config(files: list[str], tests: list[str]) -> str:
     quoted = lambda items: "[" + ", ".join(json.dumps(i) for i in items) + "]"
     return ("[tool.mutmut]\n"
             'source_paths = ["src"]\n'
+            'also_copy = ["data", "tools"]\n'
             f"only_mutate = {quoted(['src/phonemekit/' + f for f in files])}\n"
             f"pytest_add_cli_args_test_selection = {quoted(tests)}\n"
             'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
@@ -79,8 +82,8 @@ def run_module(name: str, workdir: Path, sample: int | None, verbose: bool) -> d
     shutil.rmtree(here, ignore_errors=True)  # a fresh run: cached verdicts would hide new tests
     here.mkdir(parents=True)
     skip = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
-    shutil.copytree(ROOT / "src", here / "src", ignore=skip)
-    shutil.copytree(ROOT / "tests", here / "tests", ignore=skip)
+    for folder in COPIED:
+        shutil.copytree(ROOT / folder, here / folder, ignore=skip)
     (here / "pyproject.toml").write_text(_config(files, tests))
     globs = _globs(name, sample)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
