@@ -48,7 +48,7 @@ MODULES = {
 # mutmut's exit codes, as its own report reads them
 KILLED, SURVIVED, TIMEOUT = {1, 3, 37}, {0, 5, 33}, {24, -24, 36, 152, 255}
 # what the tests read besides src/ (the demo corpus, the tools they run)
-COPIED = ["src", "tests", "data", "tools"]
+COPIED = ["src", "tests", "data", "tools", "benchmarks"]
 SAMPLE_DIGITS = {2: "[02468]", 5: "[05]", 10: "0"}
 
 
@@ -56,7 +56,7 @@ def _config(files: list[str], tests: list[str]) -> str:
     quoted = lambda items: "[" + ", ".join(json.dumps(i) for i in items) + "]"
     return ("[tool.mutmut]\n"
             'source_paths = ["src"]\n'
-            'also_copy = ["data", "tools"]\n'
+            'also_copy = ["data", "tools", "benchmarks"]\n'
             f"only_mutate = {quoted(['src/phonemekit/' + f for f in files])}\n"
             f"pytest_add_cli_args_test_selection = {quoted(tests)}\n"
             'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
@@ -142,18 +142,25 @@ def main(argv=None) -> int:
         import mutmut  # noqa: F401
     except ImportError:
         p.error("mutmut is not installed: pip install -r requirements-dev.txt")
-    rows = []
+    rows, failed = [], []
     for name in args.modules or list(MODULES):
         print(f"mutating {name} ...", flush=True)
-        rows.append(run_module(name, args.workdir, args.sample, args.verbose))
+        try:
+            rows.append(run_module(name, args.workdir, args.sample, args.verbose))
+        except RuntimeError as e:  # one module's broken run should not cost the others
+            print(e, flush=True)
+            failed.append(name)
+            continue
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
     print(table(rows, args.sample))
+    if failed:
+        print(f"not scored (mutmut failed): {', '.join(failed)}")
     for r in rows:
         if r["survivors"]:
             print(f"\nsurvivors in {r['module']} (cd {r['workdir']} && python3 -m mutmut show NAME):")
             print("\n".join("  " + s for s in r["survivors"]))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
