@@ -29,14 +29,16 @@ ROOT = Path(__file__).resolve().parents[1]
 # module: (files to mutate, pytest selection, mutant globs or None for every mutant of the files)
 MODULES = {
     "decode": (["decode.py"],
-               ["tests/test_decode_properties.py", "tests/test_ctc_decode.py", "tests/test_beam_backends.py"], None),
+               ["tests/test_decode_properties.py", "tests/test_ctc_decode.py", "tests/test_beam_backends.py",
+                "tests/test_decode_edges.py"], None),
     "csvfile": (["csvfile.py"],
                 ["tests/test_csvfile.py", "tests/test_csv_properties.py", "tests/test_submit.py",
-                 "tests/test_ctc_submit.py", "tests/test_order.py"], None),
+                 "tests/test_ctc_submit.py", "tests/test_order.py", "tests/test_csv_scoring_edges.py"], None),
     "corpus+data": (["corpus.py", "data.py"],
-                    ["tests/test_corpus.py", "tests/test_data.py", "tests/test_loader.py"], None),
-    "cache": (["cache.py"], ["tests/test_data_cache.py"], None),
-    "schedule": (["schedule.py"], ["tests/test_engine.py", "tests/test_train.py"], None),
+                    ["tests/test_corpus.py", "tests/test_data.py", "tests/test_loader.py",
+                     "tests/test_normalize_and_windows_edges.py"], None),
+    "cache": (["cache.py"], ["tests/test_data_cache.py", "tests/test_cache_folder.py"], None),
+    "schedule": (["schedule.py"], ["tests/test_schedule_exact.py", "tests/test_engine.py", "tests/test_train.py"], None),
     "checkpoint": (["checkpoint.py"], ["tests/test_engine.py", "tests/test_one_kit.py"], None),
     # the CTC loss and the length checks only: the rest of ctc.py is wiring covered end to end
     "ctc-loss": (["ctc.py", "decode.py"], ["tests/test_ctc_train.py", "tests/test_one_kit.py", "-k", "ctc"],
