@@ -1,6 +1,6 @@
 """Mutation score of the kit's core: mutmut 3 over each core module, against that module's own tests.
 
-    python3 tools/mutation.py                    # every core module (about an hour and a half on 2 cores)
+    python3 tools/mutation.py                    # every core module, every mutant (several hours on 2 cores)
     python3 tools/mutation.py decode schedule    # some of them
     python3 tools/mutation.py --sample 10        # every tenth mutant of each module (a quick estimate)
     python3 tools/mutation.py --list             # the modules, their files and tests
