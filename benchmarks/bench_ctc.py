@@ -22,14 +22,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from phonemekit import beam_cpu  # noqa: E402
-from phonemekit.ctc import CTC_DEFAULTS, ctc_loss, ctc_meta, make_ctc_model  # noqa: E402
+from phonemekit.config import Config  # noqa: E402
+from phonemekit.ctc import ctc_loss, ctc_meta, make_ctc_model  # noqa: E402
 from phonemekit.data import DEMO_ROOT  # noqa: E402
 from phonemekit.decode import beam_decode, beam_sweep, greedy_decode  # noqa: E402
 from phonemekit.phonemes import CTC_PHONEMES, EOS, SOS  # noqa: E402
@@ -75,7 +75,7 @@ def write_synthetic(root, n, seed=0):
 
 def epoch_throughput(ds, bucketing, batch_size, max_batches=None):
     torch.manual_seed(0)
-    cfg = SimpleNamespace(**{**CTC_DEFAULTS, **SMALL})
+    cfg = Config(task="ctc", **SMALL)
     model = make_ctc_model(cfg, ctc_meta(ds))
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     loader = SequenceLoader(ds, batch_size, shuffle=True, seed=0, bucketing=bucketing)
@@ -191,7 +191,7 @@ def main():
 
     if "training" in parts:
         print("2. training throughput, one epoch, small model "
-              f"({sum(p.numel() for p in make_ctc_model(SimpleNamespace(**{**CTC_DEFAULTS, **SMALL}), ctc_meta(demo)).parameters()):,} parameters), "
+              f"({sum(p.numel() for p in make_ctc_model(Config(task='ctc', **SMALL), ctc_meta(demo)).parameters()):,} parameters), "
               f"{torch.get_num_threads()} threads, batch size 16")
         with tempfile.TemporaryDirectory() as tmp:
             synth = write_synthetic(tmp, 64 if args.quick else 192)
