@@ -41,7 +41,8 @@ MODULES = {
     "schedule": (["schedule.py"], ["tests/test_schedule_exact.py", "tests/test_engine.py", "tests/test_train.py"], None),
     "checkpoint": (["checkpoint.py"], ["tests/test_checkpoint_choice.py", "tests/test_engine.py", "tests/test_one_kit.py"], None),
     # the CTC loss and the length checks only: the rest of ctc.py is wiring covered end to end
-    "ctc-loss": (["ctc.py", "decode.py"], ["tests/test_ctc_train.py", "tests/test_one_kit.py", "-k", "ctc"],
+    "ctc-loss": (["ctc.py", "decode.py"], ["tests/test_ctc_train.py", "tests/test_one_kit.py",
+                                           "tests/test_ctc_scoring_exact.py", "-k", "ctc"],
                  ["phonemekit.ctc.x_ctc_loss__mutmut_*", "phonemekit.ctc.x_check_ctc_lengths__mutmut_*",
                   "phonemekit.ctc.x_unalignable__mutmut_*", "phonemekit.ctc.x_evaluate_ctc__mutmut_*",
                   "phonemekit.decode.x_min_ctc_frames__mutmut_*"]),
