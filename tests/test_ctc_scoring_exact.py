@@ -68,3 +68,52 @@ def test_one_unalignable_utterance_in_a_batch_trains_and_most_of_a_batch_is_refu
     short[:3] = 1
     with pytest.raises(ValueError, match="3 of 4 utterances in this batch cannot be aligned"):
         ctc_loss(model, (x, short, y, yl), config, None)
+
+
+@pytest.mark.skipif(not beam_cpu.available(), reason="needs pyctcdecode (pip install --no-deps pyctcdecode pygtrie)")
+def test_beam_validation_scores_what_the_beam_predicts_for_every_utterance(setup):
+    config, train, dev, model = setup
+    _, loader = make_ctc_loaders(config, train, dev, "cpu")  # batches of 2: the set spans several
+    scores = evaluate_ctc(model, loader, config, beam_width=3)
+    strings = predict_ctc(model, dev, batch_size=1, beam_width=3, workers=1)
+    assert scores["val_dist"] == pytest.approx(mean_distance(strings, answers(dev)))
+
+
+def test_greedy_validation_never_runs_a_beam(setup, monkeypatch):
+    import phonemekit.ctc as ctc
+
+    config, train, dev, model = setup
+
+    def no_beam(*a, **k):
+        raise AssertionError("beam search ran for beam_width=1")
+
+    monkeypatch.setattr(ctc, "beam_decode", no_beam)
+    monkeypatch.setattr(beam_cpu, "decode_arrays", no_beam)
+    _, loader = make_ctc_loaders(config, train, dev, "cpu")
+    assert evaluate_ctc(model, loader, config)["val_dist"] >= 0
+
+
+def test_the_alignability_count_is_exact_and_a_model_without_output_lengths_is_not_counted(setup):
+    from phonemekit.ctc import check_ctc_lengths
+
+    config, train, dev, model = setup
+
+    class Squeezed(torch.nn.Module):  # the kit's model, its output lengths cut to 1 frame for two utterances
+        def __init__(self):
+            super().__init__()
+            self.inner = model
+
+        def output_lengths(self, lengths):
+            out = model.output_lengths(lengths).clone()
+            out[:2] = 1
+            return out
+
+    assert check_ctc_lengths(Squeezed(), dev, limit=1.0, verbose=False) == 2
+    with pytest.raises(ValueError, match=rf"2 of {len(dev)} dev-clean utterances \({2 / len(dev):.1%}\)"):
+        check_ctc_lengths(Squeezed(), dev, limit=0.1)
+
+    class Own(torch.nn.Module):  # a student's network: no output_lengths, checked batch by batch instead
+        def forward(self, x, lengths):
+            return x, lengths
+
+    assert check_ctc_lengths(Own(), dev, verbose=False) == 0
