@@ -37,7 +37,8 @@ MODULES = {
     "corpus+data": (["corpus.py", "data.py"],
                     ["tests/test_corpus.py", "tests/test_data.py", "tests/test_loader.py",
                      "tests/test_normalize_and_windows_edges.py"], None),
-    "cache": (["cache.py"], ["tests/test_data_cache.py", "tests/test_cache_folder.py"], None),
+    "cache": (["cache.py"], ["tests/test_data_cache.py", "tests/test_cache_folder.py",
+                            "tests/test_cache_sampled_blocks.py"], None),
     "schedule": (["schedule.py"], ["tests/test_schedule_exact.py", "tests/test_engine.py", "tests/test_train.py"], None),
     "checkpoint": (["checkpoint.py"], ["tests/test_checkpoint_choice.py", "tests/test_engine.py", "tests/test_one_kit.py"], None),
     # the CTC loss and the length checks only: the rest of ctc.py is wiring covered end to end
