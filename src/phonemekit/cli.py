@@ -26,7 +26,7 @@ import os
 import sys
 from pathlib import Path
 
-from .task import TASK_MODULES
+from .task import TASK_MODULES, task_of
 
 TASK_NAMES = tuple(TASK_MODULES)  # what --task takes: the config's task values
 # subcommands whose options belong to another module: everything after the name goes there
@@ -52,12 +52,6 @@ def _resolve_root(arg, config_root=None, verbose=True, trained_on=None):
         raise FileNotFoundError(f"{trained_on} was trained on the data in {config_root}, which is not on this machine: "
                                 "pass --root with that data (its test-clean/ folder)")
     return default_root(verbose=verbose)
-
-
-def _task(args):
-    from .task import get_task
-
-    return get_task(args.task)
 
 
 def _csv_task(args):
@@ -91,19 +85,13 @@ def cmd_recipes(args) -> int:
     for name in recipes():
         c = load_recipe(name)
         schedule = "constant lr" if c.scheduler == "none" else f"{c.scheduler} schedule"
-        print(f"{name:<11} {_task_of_config(c).describe(c)}, {c.epochs} epochs, batch {c.batch_size}, {c.optimizer} "
+        print(f"{name:<11} {task_of(c).describe(c)}, {c.epochs} epochs, batch {c.batch_size}, {c.optimizer} "
               f"lr {c.lr:g}, {schedule}")
     picks = "; ".join(f"{t.homework} (--task {t.name}): {t.recipes[0]!r} with a GPU and the Kaggle data, else "
                       f"{t.recipes[1]!r}" for t in tasks().values())
     print(f"auto        {picks}")
     print(f"(the recipes are YAML files in {RECIPE_DIR}; copy one to change it and pass --config FILE)")
     return 0
-
-
-def _task_of_config(config):
-    from .task import task_of
-
-    return task_of(config)
 
 
 def cmd_summary(args) -> int:
@@ -122,7 +110,7 @@ def cmd_summary(args) -> int:
         except FileNotFoundError:
             f = 28
             print("phonemekit: no data found, assuming 28 features per frame (pass --features N)")
-    text, n = _task_of_config(config).summary(config, f)
+    text, n = task_of(config).summary(config, f)
     print(text)
     limit = config.param_limit or BUDGET
     print(f"{n:,} parameters: {n / limit:.1%} of the {limit:,} budget"
@@ -161,7 +149,7 @@ def cmd_train(args) -> int:
     import matplotlib.pyplot as plt
 
     plt.close(plot_history(result.history, path=out / "history.png"))
-    task = _task_of_config(config)
+    task = task_of(config)
     print(f"phonemekit: best {result.metric.replace('_', ' ')} {task.format(result.best)} at epoch {result.best_epoch}; "
           f"{out / 'best.pt'}, history.csv and history.png in {out}")
     print(f"next: python -m phonemekit predict --checkpoint {out / 'best.pt'} --out submission.csv")
@@ -177,7 +165,7 @@ def cmd_predict(args) -> int:
 
     device = resolve_device(args.device)
     model, config, ckpt = load_checkpoint(args.checkpoint, device=device)
-    task = _task_of_config(config)
+    task = task_of(config)
     root = _resolve_root(args.root, config.root, trained_on=args.checkpoint)
     test = task.test_dataset(config, root, stats=ckpt.get("stats"))
     if test.n_features != ckpt.get("n_features", test.n_features):
@@ -217,7 +205,7 @@ def cmd_decode(args) -> int:
 
     device = resolve_device(args.device)
     model, config, ckpt = load_checkpoint(args.checkpoint, device=device)
-    task = _task_of_config(config)
+    task = task_of(config)
     task.require("decode", "python -m phonemekit decode (a beam-width sweep)")
     root = _resolve_root(args.root, config.root, trained_on=args.checkpoint)
     data = task.test_dataset(config, root, stats=ckpt.get("stats"), with_labels=True, partition=args.partition)

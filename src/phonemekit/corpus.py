@@ -540,3 +540,17 @@ def make_dir(directory: Path, setting: str = "checkpoint_dir", fix: str | None =
         raise ValueError(f"{setting}={str(directory)!r}: {part} is a file, not a folder; "
                          f"{fix or f'choose another {setting}'}") from None
     return directory
+
+
+def training_stats(normalize: str, stats):
+    """The training statistics a checkpoint holds (ckpt["stats"]: a dict of mean/std, or a pair of
+    lists), as float32 arrays for a test set; None when the normalisation needs none. normalize="global"
+    without them is a ValueError: test frames must be scaled as in training."""
+    if normalize == "global" and stats is None:
+        raise ValueError("normalize='global' needs the training statistics: pass stats=ckpt['stats'] from the "
+                         "checkpoint (load_checkpoint returns it), so test frames are scaled as in training")
+    if stats is None:
+        return None
+    if isinstance(stats, dict):
+        stats = (stats["mean"], stats["std"])
+    return tuple(np.asarray(s, dtype=np.float32) for s in stats)

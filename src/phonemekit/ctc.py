@@ -91,24 +91,29 @@ def make_ctc_model(config, meta) -> torch.nn.Module:
                            **{k: getattr(config, k) for k in MODEL_OPTIONS})
 
 
-def unalignable(model, dataset: UtteranceDataset) -> torch.Tensor | None:
-    """A bool per utterance: the model's output (T' frames) is too short for its transcript.
-    None for a model without output_lengths(lengths) (a student's own: then each batch checks)."""
+def _frames(model, dataset: UtteranceDataset):
+    """(frames each transcript needs, frames the model gives each utterance), or None for a model
+    without output_lengths(lengths) (a student's own: then each batch checks)."""
     if not hasattr(model, "output_lengths"):
         return None
     y, yl = dataset.batch(torch.arange(len(dataset)))[2:]
-    return model.output_lengths(torch.from_numpy(dataset.lengths).long()).cpu() < min_ctc_frames(y, yl)
+    return min_ctc_frames(y, yl), model.output_lengths(torch.from_numpy(dataset.lengths).long()).cpu()
+
+
+def unalignable(model, dataset: UtteranceDataset) -> torch.Tensor | None:
+    """A bool per utterance: the model's output (T' frames) is too short for its transcript.
+    None for a model without output_lengths(lengths) (a student's own: then each batch checks)."""
+    frames = _frames(model, dataset)
+    return None if frames is None else frames[1] < frames[0]
 
 
 def check_ctc_lengths(model, dataset: UtteranceDataset, limit: float = MAX_UNALIGNABLE, verbose: bool = True) -> int:
     """How many utterances the model cannot align (T' too short for the transcript); prints
     the worst. ValueError when more than `limit` of them are: downsample less."""
-    bad = unalignable(model, dataset)
-    n = 0 if bad is None else int(bad.sum())
+    frames = _frames(model, dataset)
+    n = 0 if frames is None else int((frames[1] < frames[0]).sum())
     if n:
-        y, yl = dataset.batch(torch.arange(len(dataset)))[2:]
-        need = min_ctc_frames(y, yl)
-        have = model.output_lengths(torch.from_numpy(dataset.lengths).long()).cpu()
+        need, have = frames
         u = int(torch.argmax((need - have).float()))
         msg = (f"{n} of {len(dataset)} {dataset.partition} utterances ({n / len(dataset):.1%}) cannot be aligned by "
                f"this model: e.g. {dataset.utterances[u]} has {int(dataset.lengths[u])} frames -> {int(have[u])} "
@@ -184,6 +189,7 @@ def evaluate_ctc(model, loader, config=None, amp_dtype=None, beam_width: int | N
     model.eval()
     loss_sum, scored, n, dist_sum = 0.0, 0, 0, 0.0
     pending, truths = [], []  # the CPU beam's inputs, decoded once after the model has run
+    cpu_beam = None  # decided at the first batch, from where the log-probs are
     try:
         with torch.inference_mode():
             for x, xl, y, yl in loader:
@@ -196,7 +202,9 @@ def evaluate_ctc(model, loader, config=None, amp_dtype=None, beam_width: int | N
                     loss_sum += float(loss)
                     scored += int(ok.sum())
                 n += len(y)
-                if beam > 1 and check_beam(beam, "auto", log_probs.device) == "cpu":
+                if cpu_beam is None:
+                    cpu_beam = beam > 1 and check_beam(beam, "auto", log_probs.device) == "cpu"
+                if cpu_beam:
                     lp = log_probs.float().log_softmax(-1).cpu().numpy()
                     pending += [lp[i, :t] for i, t in enumerate(out_lengths.cpu().tolist())]
                     truths += _targets(y, yl)
@@ -251,19 +259,20 @@ def predict(model, dataset, device=None, batch_size=None, beam_width=None, label
     """The predicted string of every utterance, in file order (phonemekit.ctc_submit.predict_ctc)."""
     from .ctc_submit import predict_ctc
 
+    _no_label_format(label_format)
+    return predict_ctc(model, dataset, batch_size=batch_size or 32, device=device,
+                       beam_width=1 if beam_width is None else beam_width, **options)  # it checks the width
+
+
+def _no_label_format(label_format) -> None:
     if label_format is not None:
         raise ValueError("a label format is for HW1P2 CSVs; an HW3P2 CSV holds one phoneme string per utterance")
-    beam = 1 if beam_width is None else int(beam_width)
-    if beam < 1:
-        raise ValueError(f"beam width {beam_width}: use 1 (greedy) or more (beam search)")
-    return predict_ctc(model, dataset, batch_size=batch_size or 32, device=device, beam_width=beam, **options)
 
 
 def write_csv(predictions, path, sample=None, label_format=None, header=None):
     from .ctc_submit import HEADER, write_ctc_submission
 
-    if label_format is not None:
-        raise ValueError("a label format is for HW1P2 CSVs; an HW3P2 CSV holds one phoneme string per utterance")
+    _no_label_format(label_format)
     return write_ctc_submission(predictions, path, header=tuple(header) if header else HEADER, sample=sample)
 
 
@@ -295,8 +304,6 @@ def has_answers(root, partition: str = "test-clean") -> bool:
 
 def answers(config, root, partition: str = "test-clean", stats=None):
     """The true strings of a labelled partition, in file order."""
-    from .ctc_submit import answers as strings_of
-
     return strings_of(test_dataset(config, root, stats=stats, with_labels=True, partition=partition))
 
 
@@ -308,8 +315,6 @@ def describe(config) -> str:
 
 def summary(config, n_features: int):
     """(the layer table of the config's model and its downsampling, its parameter count)."""
-    from .ctc_model import count_params, ctc_summary
-
     model = make_ctc_model(config, n_features)
     down = config.conv_stride * 2 ** config.pyramid
     text = (f"{ctc_summary(model, n_features)}\ntime downsampled {down}x (conv_stride {config.conv_stride}, pyramid "

@@ -145,12 +145,10 @@ def sweep_widths(model, dataset: UtteranceDataset, widths=(1, 5, 20, 50), batch_
 def ctc_test_dataset(config, root=None, stats=None, with_labels=None, partition: str = "test-clean") -> UtteranceDataset:
     """The test utterances prepared as the config prepared training (normalisation; `stats`: the
     training statistics a checkpoint holds, ckpt["stats"], for normalize="global"). File order."""
+    from .corpus import training_stats
+
     normalize = getattr(config, "normalize", "cepstral")
-    if normalize == "global" and stats is None:
-        raise ValueError("normalize='global' needs the training statistics: pass stats=ckpt['stats'] from the "
-                         "checkpoint (load_checkpoint returns it), so test frames are scaled as in training")
-    if stats is not None:
-        stats = tuple(np.asarray(s, dtype=np.float32) for s in stats)
+    stats = training_stats(normalize, stats)
     return UtteranceDataset(root, partition, normalize=normalize, stats=stats, with_labels=with_labels)
 
 
