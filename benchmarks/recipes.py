@@ -21,6 +21,7 @@ score (what best.pt holds), the parameters, and the seconds per epoch.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -43,22 +44,34 @@ STUDENT_FRAMES = dict(task="frames", context=30, hidden=[1024, 1024, 1024, 768, 
                       scheduler="onecycle", label_smoothing=0.1, batch_size=1024)
 
 
-def frames_configs(params: int) -> dict:
-    """The kit's strong recipe (and variants) solved to `params` parameters."""
+def student_frames(width: float = 1.0) -> dict:
+    """The student recipe, its hidden widths scaled by `width` (1: as published, 5.06M parameters)."""
+    return {**STUDENT_FRAMES, "hidden": [max(1, round(h * width)) for h in STUDENT_FRAMES["hidden"]]}
+
+
+def frames_configs(params: int, student: dict | None = None) -> dict:
+    """The student recipe, and the kit's strong recipe (and variants of it) solved to `params` parameters."""
     strong = load_recipe("strong").to_dict()
     for k in ("root", "checkpoint_dir", "epochs", "seed", "device", "amp", "log_every", "wandb_mode"):
         strong.pop(k, None)
     strong.update(budget=params, param_limit=None)
-    mask = dict(freq_masks=1, freq_mask_width=4, time_masks=1, time_mask_width=4, mask_prob=0.5)
+    bare = {"freq_masks": 0, "time_masks": 0}  # strong without its masks
+    before = {**bare, "dropout": 0.2, "batch_size": 2048}  # strong until this table chose otherwise
     return {
-        "student": dict(STUDENT_FRAMES),
+        "student": dict(student or STUDENT_FRAMES),
         "strong": strong,
-        "strong+mask": {**strong, **mask},
-        "strong+mask+noise": {**strong, **mask, "noise_std": 0.1, "noise_prob": 0.5},
-        "strong+mask, batch 1024": {**strong, **mask, "batch_size": 1024},
-        "strong+mask, warm-up 1": {**strong, **mask, "warmup_epochs": 1},
-        "strong+mixup": {**strong, "mixup_alpha": 0.2},
-        "strong+mask+ema": {**strong, **mask, "ema_decay": 0.999},
+        "strong, no masks": {**strong, **bare},
+        "strong, no masks, dropout 0.2, batch 2048 (before)": {**strong, **before},
+        "strong, dropout 0.2, batch 2048": {**strong, "dropout": 0.2, "batch_size": 2048},
+        "strong, no masks, dropout 0.2": {**strong, **bare, "dropout": 0.2},
+        "strong, no masks, dropout 0.2, pyramid": {**strong, **bare, "dropout": 0.2, "shape": "pyramid"},
+        "strong, no masks, batch 512": {**strong, **bare, "batch_size": 512},
+        "strong, no masks, lr 4e-3": {**strong, **bare, "lr": 4e-3},
+        "strong, no masks, one-cycle": {**strong, **bare, "scheduler": "onecycle", "warmup_epochs": 0},
+        "strong, no masks, no warm-up": {**strong, **bare, "warmup_epochs": 0},
+        "strong, noise instead of masks": {**strong, **bare, "noise_std": 0.1, "noise_prob": 0.5},
+        "strong, mixup instead of masks": {**strong, **bare, "mixup_alpha": 0.2},
+        "strong, no masks, +EMA": {**strong, **bare, "ema_decay": 0.999},
     }
 
 
@@ -74,12 +87,15 @@ def ctc_configs(params: int) -> dict:
     for k in ("root", "checkpoint_dir", "epochs", "seed", "device", "amp", "log_every", "wandb_mode"):
         demo.pop(k, None)
     mask = dict(freq_masks=1, freq_mask_width=4, time_masks=2, time_mask_width=10, mask_prob=0.7)
+    before = {"head_norm": "none"}  # ctc-demo until this table chose otherwise
     return {
         "starter": dict(STARTER_CTC),
         "ctc-demo": demo,
+        "ctc-demo, no head norm (before)": {**demo, **before},
+        "ctc-demo, no head norm, +mask": {**demo, **before, **mask},
+        "ctc-demo, no head norm, +noise": {**demo, **before, "noise_std": 0.1},
         "ctc-demo+mask": {**demo, **mask},
-        "ctc-demo+mask+headnorm": {**demo, **mask, "head_norm": "batch"},
-        "ctc-demo+mask+noise": {**demo, **mask, "noise_std": 0.1},
+        "ctc-demo+noise": {**demo, "noise_std": 0.1},
     }
 
 
@@ -100,8 +116,28 @@ def train_one(settings: dict, root: str, epochs: int, seed: int, datasets, workd
                        "wandb_mode": "disabled"})
     t0 = time.perf_counter()
     result = fit(config, datasets=datasets, progress=False, verbose=False, overwrite=True)
-    return {"best": result.best, "seconds_per_epoch": (time.perf_counter() - t0) / len(result.history),
-            "metric": result.metric}
+    return {"best": result.best, "best_epoch": result.best_epoch,
+            "seconds_per_epoch": (time.perf_counter() - t0) / len(result.history), "metric": result.metric,
+            "curve": [float(v) for v in result.history[result.metric]]}
+
+
+def print_table(runs: list[dict], task: str, names=None) -> None:
+    """One row per config (in the order given, else first seen): mean +- sd over its seeds."""
+    order = list(names or dict.fromkeys(r["config"] for r in runs))
+    print(f"| config | parameters | dev {'accuracy' if task == 'frames' else 'distance'} (mean ± sd) | seeds "
+          f"| epochs | s/epoch |")
+    print("|---|---|---|---|---|---|")
+    for name in order:
+        mine = [r for r in runs if r["config"] == name]
+        if not mine:
+            continue
+        scores = [r["best"] for r in mine]
+        mean = statistics.mean(scores)
+        sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
+        shown = f"{mean:.2%} ± {sd:.2%}" if mine[0]["metric"] == "val_acc" else f"{mean:.2f} ± {sd:.2f}"
+        epochs = sorted({r["epochs"] for r in mine})
+        print(f"| {name} | {mine[0]['parameters']:,} | {shown} | {len(mine)} | {'/'.join(map(str, epochs))} "
+              f"| {statistics.mean(r['seconds_per_epoch'] for r in mine):.1f} |")
 
 
 def main(argv=None) -> int:
@@ -113,23 +149,34 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--configs", nargs="+", help="which named configs (default: all of the task's)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--out", help="also append each run to this JSON-lines file (runs split over processes "
+                                 "or machines: give each the same file, then --table)")
+    p.add_argument("--table", metavar="JSONL", help="print the table of the runs in this file and exit")
+    p.add_argument("--width", type=float, default=1.0,
+                   help="HW1P2: scale the student's hidden widths by this (every config follows its parameter "
+                        "count), to fit a CPU; default 1 (5.06M parameters)")
     args = p.parse_args(argv)
+    if args.table:
+        runs = [json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()]
+        print_table(runs, task=args.task, names=args.configs)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     from phonemekit.corpus import n_features
 
     f = n_features(args.root)
-    base = STUDENT_FRAMES if args.task == "frames" else STARTER_CTC
+    base = student_frames(args.width) if args.task == "frames" else STARTER_CTC
     target = parameters(base, args.root, f)
-    table = (frames_configs if args.task == "frames" else ctc_configs)(target)
+    table = frames_configs(target, base) if args.task == "frames" else ctc_configs(target)
     names = args.configs or list(table)
     unknown = [n for n in names if n not in table]
     if unknown:
         raise SystemExit(f"unknown config(s) {unknown}; choose from {list(table)}")
     print(f"corpus {args.root}, {f} features; {args.task}; {args.epochs} epochs; seeds {args.seeds}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads; baseline {target:,} parameters")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; baseline {target:,} parameters"
+          + (f" (student widths x{args.width})" if args.task == "frames" and args.width != 1.0 else ""))
     data_cache = {}
-    rows = []
+    runs = []
     with tempfile.TemporaryDirectory(prefix="phonemekit-recipes-") as tmp:
         for name in names:
             settings = table[name]
@@ -138,22 +185,17 @@ def main(argv=None) -> int:
             key = (config.context if args.task == "frames" else 0, config.normalize)
             if key not in data_cache:
                 data_cache = {key: task_of(config).datasets(config, torch.device("cpu"))}  # one pair in memory
-            scores, secs = [], []
             for seed in args.seeds:
                 r = train_one(settings, args.root, args.epochs, seed, data_cache[key], Path(tmp) / name.replace(" ", "_"))
-                scores.append(r["best"])
-                secs.append(r["seconds_per_epoch"])
+                run = {"config": name, "seed": seed, "epochs": args.epochs, "parameters": params, **r}
+                runs.append(run)
+                if args.out:
+                    with open(args.out, "a") as fh:
+                        fh.write(json.dumps(run) + "\n")
                 print(f"  {name} seed {seed}: {r['metric']} {r['best']:.4f} ({r['seconds_per_epoch']:.1f} s/epoch)",
                       flush=True)
-            sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
-            rows.append((name, params, statistics.mean(scores), sd, statistics.mean(secs), r["metric"]))
     print()
-    print(f"| config | parameters | dev {'accuracy' if args.task == 'frames' else 'distance'} (mean ± sd, "
-          f"{len(args.seeds)} seeds) | s/epoch |")
-    print("|---|---|---|---|")
-    for name, params, mean, sd, sec, metric in rows:
-        shown = f"{mean:.2%} ± {sd:.2%}" if metric == "val_acc" else f"{mean:.2f} ± {sd:.2f}"
-        print(f"| {name} | {params:,} | {shown} | {sec:.1f} |")
+    print_table(runs, task=args.task, names=names)
     return 0
 
 
