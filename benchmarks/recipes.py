@@ -49,20 +49,25 @@ def student_frames(width: float = 1.0) -> dict:
     return {**STUDENT_FRAMES, "hidden": [max(1, round(h * width)) for h in STUDENT_FRAMES["hidden"]]}
 
 
+def recipe_settings(name: str) -> dict:
+    """A shipped recipe's model and training settings, without what each run sets itself."""
+    settings = load_recipe(name).to_dict()
+    for k in ("root", "checkpoint_dir", "epochs", "seed", "device", "amp", "log_every", "wandb_mode"):
+        settings.pop(k, None)
+    return settings
+
+
 def frames_configs(params: int, student: dict | None = None) -> dict:
     """The student recipe, and the kit's strong recipe (and variants of it) solved to `params` parameters."""
-    strong = load_recipe("strong").to_dict()
-    for k in ("root", "checkpoint_dir", "epochs", "seed", "device", "amp", "log_every", "wandb_mode"):
-        strong.pop(k, None)
-    strong.update(budget=params, param_limit=None)
+    strong = {**recipe_settings("strong"), "budget": params, "param_limit": None}
     bare = {"freq_masks": 0, "time_masks": 0}  # strong without its masks
-    before = {**bare, "dropout": 0.2, "batch_size": 2048}  # strong until this table chose otherwise
+    old = {"dropout": 0.2, "batch_size": 2048}  # strong until this table chose otherwise
     return {
         "student": dict(student or STUDENT_FRAMES),
         "strong": strong,
         "strong, no masks": {**strong, **bare},
-        "strong, no masks, dropout 0.2, batch 2048 (before)": {**strong, **before},
-        "strong, dropout 0.2, batch 2048": {**strong, "dropout": 0.2, "batch_size": 2048},
+        "strong, no masks, dropout 0.2, batch 2048 (before)": {**strong, **bare, **old},
+        "strong, dropout 0.2, batch 2048": {**strong, **old},
         "strong, no masks, dropout 0.2": {**strong, **bare, "dropout": 0.2},
         "strong, no masks, dropout 0.2, pyramid": {**strong, **bare, "dropout": 0.2, "shape": "pyramid"},
         "strong, no masks, batch 512": {**strong, **bare, "batch_size": 512},
@@ -83,9 +88,8 @@ STARTER_CTC = dict(task="ctc", conv_channels=128, conv_layers=1, conv_kernel=3, 
 
 
 def ctc_configs(params: int) -> dict:
-    demo = load_recipe("ctc-demo").to_dict()
-    for k in ("root", "checkpoint_dir", "epochs", "seed", "device", "amp", "log_every", "wandb_mode"):
-        demo.pop(k, None)
+    """The starter-style model, and the kit's ctc-demo (and variants of it); all near `params` parameters."""
+    demo = recipe_settings("ctc-demo")
     mask = dict(freq_masks=1, freq_mask_width=4, time_masks=2, time_mask_width=10, mask_prob=0.7)
     before = {"head_norm": "none"}  # ctc-demo until this table chose otherwise
     return {
@@ -93,7 +97,6 @@ def ctc_configs(params: int) -> dict:
         "ctc-demo": demo,
         "ctc-demo, no head norm (before)": {**demo, **before},
         "ctc-demo, no head norm, +mask": {**demo, **before, **mask},
-        "ctc-demo, no head norm, +noise": {**demo, **before, "noise_std": 0.1},
         "ctc-demo+mask": {**demo, **mask},
         "ctc-demo+noise": {**demo, "noise_std": 0.1},
     }
